@@ -1,0 +1,379 @@
+"""The friendly front: ``BayesianGMM(...).fit(X)`` and ``demo()`` returning a ``FitResult``."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from bgmm.data import Standardizer, check_num_components
+from bgmm.inference import ADAPTATIONS, SamplerSettings, sample_posterior
+from bgmm.model.density import TARGETS
+from bgmm.model.likelihood import pointwise_log_likelihood
+from bgmm.model.priors import Priors, default_priors, tutorial_priors, validate_priors
+from bgmm.model.transforms import Params
+from bgmm.results import build_inference_data, format_summary, summarize
+from bgmm.starts import kmeans_plus_plus_starts
+from bgmm.tutorial import TUTORIAL_SAMPLER, tutorial_data, tutorial_start
+
+__all__ = ["BayesianGMM", "FitResult", "demo"]
+
+DTYPES = {"float64": jnp.float64, "float32": jnp.float32}
+PRIOR_PRESETS = ("default", "tutorial")
+
+
+@dataclass
+class FitResult:
+    """A finished run.
+
+    Attributes
+    ----------
+    idata : arviz.InferenceData
+        Draws laid out as (chain, draw, ...) in data units; see README "Output files".
+    summary : dict
+        Posterior means, sds and diagnostics (:func:`bgmm.results.summarize`).
+    settings : dict
+        How the run was made (also stored as attributes of ``idata``).
+    timing : dict
+        ``compile_seconds``, ``sampling_seconds``, ``total_seconds``.
+    """
+
+    idata: Any
+    summary: dict[str, Any]
+    settings: dict[str, Any]
+    timing: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``--json`` record: settings, posterior summary and timings."""
+        keys = ("sampler", "target", "num_chains", "num_draws", "num_warmup", "priors", "dtype")
+        record = {k: self.settings[k] for k in keys}
+        record.update(
+            {k: v for k, v in self.summary.items() if k not in ("num_chains", "num_draws")}
+        )
+        record.update(self.timing)
+        return record
+
+    def report(self) -> str:
+        """The printed summary."""
+        shown = ("sampler", "target", "adaptation", "num_chains", "num_warmup", "num_draws")
+        return format_summary(self.summary, {k: self.settings[k] for k in shown})
+
+    def save(self, path: str | Path) -> Path:
+        """Write the InferenceData as NetCDF (atomically)."""
+        from bgmm.results import save_inference_data
+
+        return save_inference_data(self.idata, path)
+
+
+class BayesianGMM:
+    """Bayesian Gaussian mixture sampled with HMC.
+
+    Parameters
+    ----------
+    n_components : int
+        K >= 1.
+    priors : "default", "tutorial" or Priors
+        "default": exchangeable weakly informative priors on standardised data
+        (:func:`bgmm.model.default_priors`); "tutorial": the TFP tutorial's (K = 3).
+        A :class:`Priors` is used as given, in the units of the data.
+    target : "correct" or "tutorial"
+        "tutorial" drops the Wishart-on-Cholesky Jacobian, as the TFP tutorial does.
+    num_chains, num_warmup, num_draws : int
+    num_leapfrog_steps : int
+        Leapfrog steps per HMC transition.
+    step_size : float
+        Initial step size.
+    adaptation : "window" or "tutorial"
+    chain_method : "sequential" or "vectorized"
+    dtype : "float64" or "float32"
+    seed : int
+    standardize : bool or None
+        Centre and scale the data before sampling and report back in data units.
+        None: only with the default priors (they are written for standardised data).
+    store_log_likelihood : bool
+        Keep pointwise log-likelihoods (chain, draw, observation) for LOO/WAIC.
+    """
+
+    def __init__(
+        self,
+        n_components: int = 3,
+        *,
+        priors: str | Priors = "default",
+        target: str = "correct",
+        num_chains: int = 4,
+        num_warmup: int = 1000,
+        num_draws: int = 1000,
+        num_leapfrog_steps: int = 32,
+        step_size: float = 0.1,
+        adaptation: str = "window",
+        chain_method: str = "sequential",
+        dtype: str = "float64",
+        seed: int = 0,
+        standardize: bool | None = None,
+        store_log_likelihood: bool = False,
+    ) -> None:
+        if isinstance(n_components, bool) or not isinstance(n_components, int | np.integer):
+            raise ValueError(f"n_components must be an integer, got {n_components!r}")
+        if n_components < 1:
+            raise ValueError(f"n_components must be at least 1, got {n_components}")
+        if isinstance(priors, str) and priors not in PRIOR_PRESETS:
+            raise ValueError(f"unknown priors {priors!r}; expected one of {PRIOR_PRESETS}")
+        if priors == "tutorial" and n_components != 3:
+            raise ValueError(f"the tutorial priors have 3 components, not {n_components}")
+        if target not in TARGETS:
+            raise ValueError(f"unknown target {target!r}; expected one of {TARGETS}")
+        if adaptation not in ADAPTATIONS:
+            raise ValueError(f"unknown adaptation {adaptation!r}; expected one of {ADAPTATIONS}")
+        if dtype not in DTYPES:
+            raise ValueError(f"unknown dtype {dtype!r}; expected one of {tuple(DTYPES)}")
+        for name, value, low in (
+            ("num_chains", num_chains, 1),
+            ("num_warmup", num_warmup, 0),
+            ("num_draws", num_draws, 2),
+            ("num_leapfrog_steps", num_leapfrog_steps, 1),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        if not step_size > 0:
+            raise ValueError(f"step_size must be positive, got {step_size!r}")
+        self.n_components = int(n_components)
+        self.priors = priors
+        self.target = target
+        self.num_chains = int(num_chains)
+        self.seed = int(seed)
+        self.dtype = dtype
+        self.standardize = standardize
+        self.store_log_likelihood = store_log_likelihood
+        self.sampler_settings = SamplerSettings(
+            num_warmup=int(num_warmup),
+            num_draws=int(num_draws),
+            num_leapfrog_steps=int(num_leapfrog_steps),
+            step_size=float(step_size),
+            adaptation=adaptation,
+            num_adaptation_steps=min(TUTORIAL_SAMPLER.num_adaptation_steps, int(num_warmup)),
+            chain_method=chain_method,
+        )
+
+    def _resolve_priors(self, num_features: int) -> tuple[Priors, str, bool]:
+        if isinstance(self.priors, Priors):
+            priors, name = self.priors, "custom"
+        elif self.priors == "tutorial":
+            priors, name = tutorial_priors(num_features), "tutorial"
+        else:
+            priors, name = default_priors(self.n_components, num_features), "default"
+        validate_priors(priors)
+        if priors.num_components != self.n_components or priors.num_features != num_features:
+            raise ValueError(
+                f"priors are for K={priors.num_components}, D={priors.num_features}; "
+                f"the model has K={self.n_components}, D={num_features}"
+            )
+        standardize = self.standardize if self.standardize is not None else name == "default"
+        return priors, name, standardize
+
+    def fit(
+        self,
+        X,
+        *,
+        feature_names: list[str] | None = None,
+        initial: Params | None = None,
+        progress: bool = False,
+        source: str = "data",
+    ) -> FitResult:
+        """Sample the posterior given data ``X``.
+
+        Parameters
+        ----------
+        X : array-like, shape (N, D)
+            Finite values, N >= n_components.
+        feature_names : list of D str, optional
+        initial : Params, optional
+            Starting points in data units, with or without a leading chain axis. By
+            default every chain starts from its own k-means++ clustering of the data.
+        progress : bool
+            Progress bar on stderr.
+        source : str
+            Name of the data in error messages.
+
+        Returns
+        -------
+        FitResult
+        """
+        start_time = time.perf_counter()
+        data = np.asarray(X, dtype=np.float64)
+        if data.ndim == 1:
+            data = data[:, None]
+        if data.ndim != 2 or data.shape[1] < 1:
+            raise ValueError(f"X must have shape (N, D), got {np.shape(X)}")
+        if not np.all(np.isfinite(data)):
+            row, col = np.argwhere(~np.isfinite(data))[0]
+            raise ValueError(f"X has a non-finite value at row {row + 1}, column {col + 1}")
+        check_num_components(data, self.n_components, source)
+        d = data.shape[1]
+        names = list(feature_names) if feature_names is not None else [f"x{j}" for j in range(d)]
+        if len(names) != d:
+            raise ValueError(f"{len(names)} feature names for {d} features")
+        priors, priors_name, standardize = self._resolve_priors(d)
+
+        scaler = Standardizer.fit(data, source=source) if standardize else None
+        model_data = scaler.transform(data) if scaler else data
+        if initial is None:
+            starts = kmeans_plus_plus_starts(
+                self.seed, model_data, self.n_components, self.num_chains
+            )
+        else:
+            starts = _starts_in_model_units(initial, scaler, self.num_chains)
+
+        dtype = DTYPES[self.dtype]
+        run = sample_posterior(
+            jax.random.key(self.seed),
+            model_data,
+            priors,
+            starts,
+            self.sampler_settings,
+            target=self.target,
+            dtype=dtype,
+            progress=progress,
+        )
+        draws = {name: np.asarray(value, np.float64) for name, value in run.draws.items()}
+        draws["diverging"] = run.draws["diverging"]
+        draws["n_steps"] = run.draws["n_steps"]
+        if scaler is not None:
+            draws["means"] = scaler.means_to_data(draws["means"])
+            draws["chol_precision"] = scaler.chol_precision_to_data(draws["chol_precision"])
+        pointwise = _pointwise_log_likelihood(draws, data) if self.store_log_likelihood else None
+
+        s = self.sampler_settings
+        settings = {
+            "sampler": "hmc",
+            "target": self.target,
+            "priors": priors_name,
+            "adaptation": s.adaptation,
+            "num_chains": self.num_chains,
+            "num_warmup": s.num_warmup,
+            "num_draws": s.num_draws,
+            "num_leapfrog_steps": s.num_leapfrog_steps,
+            "initial_step_size": s.step_size,
+            "step_size": float(np.mean(run.tuning.step_size)),
+            "chain_method": s.chain_method,
+            "dtype": self.dtype,
+            "seed": self.seed,
+            "standardized": bool(standardize),
+        }
+        # NetCDF attributes have no booleans.
+        attrs = {k: int(v) if isinstance(v, bool) else v for k, v in settings.items()}
+        attrs.update(_versions())
+        attrs["priors_json"] = _priors_json(priors)
+        if scaler is not None:
+            attrs["standardizer_center"] = scaler.center.tolist()
+            attrs["standardizer_scale"] = scaler.scale.tolist()
+        idata = build_inference_data(draws, data, names, attrs, pointwise)
+        summary = summarize(idata)
+        timing = {
+            "compile_seconds": run.compile_seconds,
+            "sampling_seconds": run.sampling_seconds,
+            "total_seconds": time.perf_counter() - start_time,
+        }
+        idata.posterior.attrs.update(timing)
+        return FitResult(idata, summary, settings, timing)
+
+
+def demo(
+    target: str = "correct",
+    *,
+    num_chains: int | None = None,
+    num_warmup: int | None = None,
+    num_draws: int | None = None,
+    seed: int = 0,
+    dtype: str = "float64",
+    chain_method: str = "sequential",
+    progress: bool = False,
+) -> FitResult:
+    """The tutorial's data, priors and start.
+
+    ``target="tutorial"`` runs the tutorial's exact configuration by default: one chain
+    from its start, HMC with 5 leapfrog steps, step size 0.065 adapted by its rule over
+    the first 400 of 500 burn-in steps, 2000 kept draws. ``target="correct"`` samples the
+    model as written with 4 chains and the default windowed adaptation.
+    """
+    t = TUTORIAL_SAMPLER
+    if target == "tutorial":
+        defaults = {
+            "num_chains": t.num_chains,
+            "num_warmup": t.num_burnin,
+            "num_draws": t.num_draws,
+        }
+        sampler = {"num_leapfrog_steps": t.num_leapfrog_steps, "step_size": t.step_size}
+        sampler["adaptation"] = "tutorial"
+    else:
+        defaults = {"num_chains": 4, "num_warmup": 500, "num_draws": 1000}
+        sampler = {}
+    model = BayesianGMM(
+        3,
+        priors="tutorial",
+        target=target,
+        num_chains=num_chains if num_chains is not None else defaults["num_chains"],
+        num_warmup=num_warmup if num_warmup is not None else defaults["num_warmup"],
+        num_draws=num_draws if num_draws is not None else defaults["num_draws"],
+        chain_method=chain_method,
+        dtype=dtype,
+        seed=seed,
+        **sampler,
+    )
+    return model.fit(tutorial_data(), initial=Params(*tutorial_start()), progress=progress)
+
+
+def _starts_in_model_units(initial: Params, scaler: Standardizer | None, num_chains: int) -> Params:
+    weights, means, chol = (np.asarray(a, np.float64) for a in initial)
+    if weights.ndim == 1:
+        weights, means, chol = (
+            np.repeat(a[None], num_chains, axis=0) for a in (weights, means, chol)
+        )
+    if weights.shape[0] != num_chains:
+        raise ValueError(f"initial values for {weights.shape[0]} chains, expected {num_chains}")
+    if scaler is not None:
+        means = (means - scaler.center) / scaler.scale
+        chol = chol * scaler.scale[:, None]  # diag(scale) L: the inverse of chol_precision_to_data
+    return Params(weights, means, chol)
+
+
+def _pointwise_log_likelihood(draws: dict[str, np.ndarray], data: np.ndarray) -> np.ndarray:
+    """log p(y_i | draw) for every draw, shape (C, S, N), in batches to bound memory."""
+    params = Params(draws["weights"], draws["means"], draws["chol_precision"])
+    c, s = params.weights.shape[:2]
+    flat = jax.tree.map(lambda a: jnp.asarray(a.reshape(c * s, *a.shape[2:])), params)
+    y = jnp.asarray(data)
+    per_draw = jax.jit(
+        lambda p: jax.lax.map(lambda q: pointwise_log_likelihood(q, y), p, batch_size=16)
+    )
+    return np.asarray(per_draw(flat)).reshape(c, s, -1)
+
+
+def _versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    device = jax.devices()[0]
+    return {
+        "bgmm_version": md.version("bgmm"),
+        "jax_version": jax.__version__,
+        "numpy_version": np.__version__,
+        "device": f"{device.platform}:{getattr(device, 'device_kind', '')}",
+    }
+
+
+def _priors_json(priors: Priors) -> str:
+    import json
+
+    return json.dumps(
+        {
+            "concentration": np.asarray(priors.concentration).tolist(),
+            "mean_loc": np.asarray(priors.mean_loc).tolist(),
+            "mean_scale": float(priors.mean_scale),
+            "wishart_df": float(priors.wishart_df),
+            "wishart_scale": np.asarray(priors.wishart_scale).tolist(),
+        }
+    )

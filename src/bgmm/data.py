@@ -1,0 +1,609 @@
+"""Loading, validating and standardising the data to be clustered.
+
+The data are an ``(N, D)`` array of finite float64 values: ``N`` observations
+(rows) of ``D`` features (columns).  :func:`load_data` reads it from a ``.npy``
+file or from a delimited text (CSV) file and turns every problem with the input
+into a :class:`DataError` whose message names the file and, where it applies,
+the line (CSV), row (``.npy``) and column of the offending value.
+
+The model works in standardised units; :class:`Standardizer` maps data into
+those units and maps fitted component parameters back into data units.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import operator
+import os
+from array import array
+from typing import NamedTuple
+
+import numpy as np
+
+__all__ = [
+    "DataError",
+    "Standardizer",
+    "check_num_components",
+    "load_data",
+    "load_table",
+]
+
+#: Cell texts (compared case-insensitively, after stripping whitespace) that
+#: mean "no value here".  They are reported as missing values rather than as
+#: non-numbers, and they do not make a first row count as a header.
+MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "-nan", "+nan", "null", "none"})
+
+_DELIMITERS = (",", "\t", ";")
+_NPY_MAGIC = b"\x93NUMPY"
+_MAX_SHOWN = 40
+
+
+class DataError(ValueError):
+    """A problem with the user's data, described in one human-readable line.
+
+    ``str(error)`` is a complete message meant to be shown as
+    ``error: <message>``.  It starts with the file name and names the line (for
+    CSV files; 1-based line numbers of the file, so a header is line 1), the
+    row (for ``.npy`` files; 1-based) and the column (1-based, with the header
+    name in parentheses when the CSV file has a header) where these apply,
+    e.g. ``data.csv: line 5, column 2 ('y'): 'abc' is not a number``.
+    Line breaks in the message are escaped so that it is always one line.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message.replace("\r", "\\r").replace("\n", "\\n"))
+
+
+# ---------------------------------------------------------------------------
+# Loading
+# ---------------------------------------------------------------------------
+
+
+def load_data(path: str | os.PathLike) -> np.ndarray:
+    """Load a data matrix from a ``.npy`` or delimited text file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to read.  A file whose name ends in ``.npy`` (or whose content
+        starts with the NumPy magic string) is read as a NumPy array, without
+        unpickling (as ``np.load(allow_pickle=False)``); it must hold an integer
+        or floating point array of shape ``(N,)`` (read as ``(N, 1)``) or
+        ``(N, D)``.
+        Any other file is read as UTF-8 delimited text: the delimiter is
+        whichever of ``','``, ``'\\t'`` and ``';'`` occurs most often in the
+        first non-blank line (``','`` if none does); cells may be quoted and
+        surrounding whitespace is ignored.  The first row is a header if at
+        least one of its cells is neither a number nor a missing-value marker
+        (empty, ``NA``, ``N/A``, ``NaN``, ``null``, ``None``).  Blank lines
+        (whitespace only, or only empty cells such as ``,,``) at the end of the
+        file are ignored; any other blank line is an error.
+
+    Returns
+    -------
+    numpy.ndarray
+        Array of shape ``(N, D)`` with ``N >= 1`` and ``D >= 1``, dtype float64,
+        all values finite.
+
+    Raises
+    ------
+    DataError
+        If the file is missing or unreadable, is not valid UTF-8 text (CSV) or
+        a valid ``.npy`` file, is empty, has no data rows, has rows of
+        different lengths, or contains a non-numeric, missing or infinite
+        value.  The message names the file, and the line or row and the column
+        where they apply.
+    """
+    source = os.fspath(path)
+    if isinstance(source, bytes):
+        source = os.fsdecode(source)
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        raise DataError(f"{source}: no such file") from None
+    except IsADirectoryError:
+        raise DataError(f"{source}: is a directory, not a data file") from None
+    except PermissionError:
+        raise DataError(f"{source}: permission denied (cannot read the file)") from None
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise DataError(f"{source}: cannot read the file ({reason})") from None
+
+    suffix = os.path.splitext(source)[1].lower()
+    if suffix == ".npy" or raw.startswith(_NPY_MAGIC):
+        return _load_npy(raw, source)
+    if suffix == ".npz":
+        raise DataError(
+            f"{source}: .npz archives are not supported; save a single array with "
+            "numpy.save (.npy) or write a CSV file"
+        )
+    return _load_csv(raw, source)
+
+
+def load_table(path: str | os.PathLike) -> tuple[np.ndarray, list[str] | None]:
+    """:func:`load_data`, plus the CSV header's column names when the file has one.
+
+    Returns
+    -------
+    data : numpy.ndarray, shape (N, D)
+    names : list of D str, or None for a .npy file or a CSV file without a header
+    """
+    data = load_data(path)
+    with open(path, "rb") as f:
+        first = f.readline()
+    if first.startswith(_NPY_MAGIC):
+        return data, None
+    first_line = first.decode("utf-8-sig").rstrip("\r\n")
+    row = next(csv.reader([first_line], delimiter=_sniff_delimiter(first_line)), [])
+    if not _is_header(row):
+        return data, None
+    names = [cell.strip() or f"x{j}" for j, cell in enumerate(row)]
+    return data, names
+
+
+def _load_npy(raw: bytes, source: str) -> np.ndarray:
+    """Read the bytes of a ``.npy`` file into a validated ``(N, D)`` float64 array."""
+    if not raw:
+        raise DataError(f"{source}: file is empty")
+    if not raw.startswith(_NPY_MAGIC):
+        raise DataError(
+            f"{source}: not a valid .npy file (it does not start with the NumPy format header)"
+        )
+    try:
+        arr = np.lib.format.read_array(io.BytesIO(raw), allow_pickle=False)
+    except ValueError as exc:
+        if "allow_pickle" in str(exc):
+            raise DataError(
+                f"{source}: not a numeric array (the .npy file holds Python objects)"
+            ) from None
+        raise DataError(f"{source}: not a valid .npy file ({exc})") from None
+    except (OSError, EOFError) as exc:
+        raise DataError(f"{source}: not a valid .npy file ({exc})") from None
+
+    kind = arr.dtype.kind
+    if kind == "b":
+        raise DataError(f"{source}: array holds booleans; expected numbers (integer or float)")
+    if kind not in "iuf":
+        raise DataError(
+            f"{source}: array has dtype {arr.dtype}; expected numbers (integer or float)"
+        )
+    if arr.ndim == 1:
+        arr = arr.reshape(-1, 1)
+    elif arr.ndim != 2:
+        raise DataError(
+            f"{source}: array has shape {arr.shape}; expected a 1-D (N,) or 2-D (N, D) array"
+        )
+    if arr.shape[0] == 0:
+        raise DataError(f"{source}: array has no rows (shape {arr.shape})")
+    if arr.shape[1] == 0:
+        raise DataError(f"{source}: array has no columns (shape {arr.shape})")
+
+    data = np.ascontiguousarray(arr, dtype=np.float64)
+    finite = np.isfinite(data)
+    if not finite.all():
+        r, c = np.unravel_index(int(np.argmin(finite)), finite.shape)
+        original = arr[r, c]
+        where = f"{source}: row {r + 1}, column {c + 1}"
+        if np.isnan(data[r, c]):
+            raise DataError(f"{where}: missing value (NaN)")
+        raise DataError(f"{where}: value {original} is not finite")
+    return data
+
+
+def _load_csv(raw: bytes, source: str) -> np.ndarray:
+    """Parse the bytes of a delimited text file into a validated ``(N, D)`` array."""
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        byte = raw[exc.start]
+        raise DataError(
+            f"{source}: line {line}: not valid UTF-8 text (byte 0x{byte:02x}); "
+            "expected a UTF-8 CSV file or a .npy file"
+        ) from None
+    if not text.strip():
+        raise DataError(f"{source}: file is empty")
+
+    delimiter = _sniff_delimiter(text)
+    data = _fast_parse(text, delimiter, source)
+    if data is None:
+        data = _careful_parse(text, delimiter, source)
+    return data
+
+
+def _fast_parse(text: str, delimiter: str, source: str) -> np.ndarray | None:
+    """Parse well-formed CSV text with ``np.loadtxt``; ``None`` if in any doubt.
+
+    Returns an array only when the text is certainly valid: the first line is a
+    header or a data row, and every following line up to the last non-blank one
+    is a data row of as many numeric cells (no blank, split or ragged lines), all
+    finite.  When only the finiteness fails, the first non-finite value is
+    reported here (its line is known); anything else is left to
+    :func:`_careful_parse`, which also writes the error messages.
+    """
+    lines = text.split("\n")
+    while lines and not lines[-1].strip():
+        lines.pop()  # trailing blank lines
+    reader = csv.reader(lines, delimiter=delimiter, skipinitialspace=True)
+    try:
+        first = next(reader)
+    except (csv.Error, StopIteration):
+        return None
+    if _is_blank(first):
+        return None  # leading blank line
+    skip = reader.line_num if _is_header(first) else 0
+    num_rows = len(lines) - skip
+    if num_rows < 1:
+        return None
+    try:
+        data = np.loadtxt(
+            lines,
+            dtype=np.float64,
+            delimiter=delimiter,
+            comments=None,
+            quotechar='"',
+            skiprows=skip,
+            ndmin=2,
+        )
+    except ValueError:
+        return None
+    # Fewer rows than lines means loadtxt skipped blank lines or joined quoted lines.
+    if data.shape != (num_rows, len(first)):
+        return None
+    finite = np.isfinite(data)
+    if not finite.all():
+        # Each data row is exactly one line here, so the row index gives the line.
+        r, c = np.unravel_index(int(np.argmin(finite)), finite.shape)
+        line = skip + int(r) + 1
+        row = next(csv.reader([lines[line - 1]], delimiter=delimiter, skipinitialspace=True))
+        header = [cell.strip() for cell in first] if skip else None
+        raise _non_finite_error(source, line, int(c), header, row[c].strip(), data[r, c])
+    return data
+
+
+def _careful_parse(text: str, delimiter: str, source: str) -> np.ndarray:
+    """Parse CSV text cell by cell, raising a :class:`DataError` at the first problem."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, skipinitialspace=True)
+    values = array("d")
+    lines = array("q")  # first file line of each data row
+    header: list[str] | None = None
+    ncols = 0
+    first_line = 0
+    blank_line = 0  # first line of the current run of blank lines, 0 if none
+    end = 0
+    try:
+        for row in reader:
+            start, end = end + 1, reader.line_num
+            if _is_blank(row):
+                blank_line = blank_line or start
+                continue
+            if blank_line:
+                raise DataError(
+                    f"{source}: line {blank_line} is blank (no values); blank lines are only "
+                    "allowed at the end of the file"
+                )
+            if not ncols:
+                ncols, first_line = len(row), start
+                if _is_header(row):
+                    header = [cell.strip() for cell in row]
+                    continue
+            if len(row) != ncols:
+                raise _ragged_error(source, row, start, ncols, first_line)
+            try:
+                values.extend(map(float, row))
+            except ValueError:
+                raise _cell_error(source, row, start, header, delimiter) from None
+            lines.append(start)
+    except csv.Error as exc:
+        raise DataError(f"{source}: line {end + 1}: cannot parse the CSV text ({exc})") from None
+
+    if not lines:
+        raise DataError(f"{source}: no data rows (only a header, on line {first_line})")
+    data = np.frombuffer(values, dtype=np.float64).reshape(len(lines), ncols).copy()
+    finite = np.isfinite(data)
+    if not finite.all():
+        r, c = np.unravel_index(int(np.argmin(finite)), finite.shape)
+        line = lines[r]
+        cell = _find_cell(text, delimiter, line, int(c))
+        raise _non_finite_error(source, line, int(c), header, cell, data[r, c])
+    return data
+
+
+def _sniff_delimiter(text: str) -> str:
+    """Pick the delimiter that occurs most often in the first non-blank line."""
+    start = 0
+    while start < len(text):
+        end = text.find("\n", start)
+        end = len(text) if end < 0 else end
+        line = text[start:end]
+        if line.strip():
+            counts = [line.count(d) for d in _DELIMITERS]
+            best = max(range(len(_DELIMITERS)), key=lambda i: counts[i])
+            return _DELIMITERS[best] if counts[best] else ","
+        start = end + 1
+    return ","
+
+
+def _is_blank(row: list[str]) -> bool:
+    """A row is blank if it has no cells or only empty (or whitespace) cells, like ``',,'``."""
+    return all(not cell.strip() for cell in row)
+
+
+def _parses_as_float(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_header(row: list[str]) -> bool:
+    """A first row is a header if some cell is neither a number nor a missing-value marker."""
+    return any(
+        not _parses_as_float(cell) and cell.strip().lower() not in MISSING_TOKENS for cell in row
+    )
+
+
+def _show(cell: str) -> str:
+    """Quote a cell for a message, shortening very long ones."""
+    if len(cell) > _MAX_SHOWN:
+        cell = cell[: _MAX_SHOWN - 3] + "..."
+    return repr(cell)
+
+
+def _where(source: str, line: int, col: int, header: list[str] | None) -> str:
+    """``'<source>: line L, column C ('name')'`` for 0-based column ``col``."""
+    where = f"{source}: line {line}, column {col + 1}"
+    if header is not None and header[col]:
+        where += f" ({_show(header[col])})"
+    return where
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _ragged_error(source: str, row: list[str], line: int, ncols: int, first: int) -> DataError:
+    if any("\n" in cell or "\r" in cell for cell in row):
+        return DataError(
+            f"{source}: line {line}: a quoted cell runs over several lines "
+            "(is a closing '\"' missing?)"
+        )
+    return DataError(
+        f"{source}: line {line} has {_plural(len(row), 'column')}, "
+        f"expected {ncols} (as in line {first})"
+    )
+
+
+def _cell_error(
+    source: str, row: list[str], line: int, header: list[str] | None, delimiter: str
+) -> DataError:
+    """Describe the first cell of ``row`` that ``float`` rejects."""
+    for col, cell in enumerate(row):
+        if _parses_as_float(cell):
+            continue
+        where = _where(source, line, col, header)
+        if cell.strip().lower() in MISSING_TOKENS:
+            return DataError(f"{where}: missing value {_show(cell.strip())}")
+        if "\n" in cell or "\r" in cell:
+            return DataError(
+                f"{where}: a quoted cell runs over several lines (is a closing '\"' missing?)"
+            )
+        hint = ""
+        if delimiter != "," and "," in cell and _parses_as_float(cell.replace(",", ".")):
+            hint = " (use '.' as the decimal point)"
+        return DataError(f"{where}: {_show(cell.strip())} is not a number{hint}")
+    return DataError(f"{source}: line {line}: cannot parse the row")  # pragma: no cover
+
+
+def _non_finite_error(
+    source: str, line: int, col: int, header: list[str] | None, cell: str, value: float
+) -> DataError:
+    """Report the cell text ``cell`` that parsed to the non-finite ``value``."""
+    where = _where(source, line, col, header)
+    if math.isnan(value):
+        return DataError(f"{where}: missing value {_show(cell)}")
+    return DataError(f"{where}: value {_show(cell)} is not finite")
+
+
+def _find_cell(text: str, delimiter: str, line: int, col: int) -> str:
+    """Return the stripped text of column ``col`` (0-based) of the row starting at ``line``."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, skipinitialspace=True)
+    end = 0
+    for row in reader:
+        start, end = end + 1, reader.line_num
+        if start == line:
+            return row[col].strip()
+    return ""  # pragma: no cover
+
+
+# ---------------------------------------------------------------------------
+# Standardisation
+# ---------------------------------------------------------------------------
+
+
+class Standardizer(NamedTuple):
+    """Per-column affine map between data units ``y`` and standardised units ``z``.
+
+    ``y = center + scale * z`` elementwise, i.e. ``y = c + D z`` with
+    ``D = diag(scale)``.  Hence a mixture component ``N(mu, T^{-1})`` in ``z``
+    units (mean ``mu``, precision ``T``) is ``N(c + D mu, D T^{-1} D)`` in ``y``
+    units: its mean maps by :meth:`means_to_data`, its covariance by
+    :meth:`covariance_to_data`, its precision ``D^{-1} T D^{-1}`` by
+    :meth:`precision_to_data`, and a Cholesky factor ``L`` of the precision
+    (``T = L L^T``) by :meth:`chol_precision_to_data` as ``D^{-1} L``, which is
+    still lower triangular with a positive diagonal.
+
+    Attributes
+    ----------
+    center : numpy.ndarray
+        Shape ``(D,)``, float64: the column means of the fitted data.
+    scale : numpy.ndarray
+        Shape ``(D,)``, float64, positive: the column population standard
+        deviations of the fitted data.
+    """
+
+    center: np.ndarray
+    scale: np.ndarray
+
+    @classmethod
+    def fit(cls, data: np.ndarray, source: str = "data") -> Standardizer:
+        """Fit to the column means and population standard deviations of ``data``.
+
+        Parameters
+        ----------
+        data : numpy.ndarray
+            Shape ``(N, D)``, finite.
+        source : str, optional
+            Name of the data's file, used in error messages.
+
+        Returns
+        -------
+        Standardizer
+            With ``center`` and ``scale`` of shape ``(D,)``.
+
+        Raises
+        ------
+        DataError
+            If a column is constant (zero standard deviation).
+        """
+        data = np.asarray(data, dtype=np.float64)
+        if data.ndim != 2:
+            raise ValueError(f"data must have shape (N, D), got {data.shape}")
+        center = data.mean(axis=0)
+        scale = data.std(axis=0)
+        constant = (scale == 0) | (data.max(axis=0) == data.min(axis=0))
+        if constant.any():
+            j = int(np.argmax(constant))
+            raise DataError(
+                f"{source}: column {j + 1} is constant (every value is {data[0, j]:g}); "
+                "it carries no information for clustering, remove it"
+            )
+        return cls(center=center, scale=scale)
+
+    def _check(self, x: np.ndarray, square: bool) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        d = self.scale.shape[0]
+        ok = x.ndim >= 2 and x.shape[-1] == d and (not square or x.shape[-2] == d)
+        if not ok:
+            expected = "(..., K, D, D)" if square else "(..., K, D)"
+            raise ValueError(f"expected an array of shape {expected} with D={d}, got {x.shape}")
+        return x
+
+    def transform(self, data: np.ndarray) -> np.ndarray:
+        """Standardise data: ``z = (y - center) / scale``.
+
+        Parameters
+        ----------
+        data : numpy.ndarray
+            Shape ``(N, D)``, in data units.
+
+        Returns
+        -------
+        numpy.ndarray
+            Shape ``(N, D)``, in standardised units.
+        """
+        data = self._check(data, square=False)
+        return (data - self.center) / self.scale
+
+    def means_to_data(self, means: np.ndarray) -> np.ndarray:
+        """Map component means to data units: ``center + scale * means``.
+
+        Parameters
+        ----------
+        means : numpy.ndarray
+            Shape ``(..., K, D)``, in standardised units.
+
+        Returns
+        -------
+        numpy.ndarray
+            Shape ``(..., K, D)``, in data units.
+        """
+        means = self._check(means, square=False)
+        return self.center + self.scale * means
+
+    def chol_precision_to_data(self, chol: np.ndarray) -> np.ndarray:
+        """Map Cholesky factors of precisions to data units: ``diag(1 / scale) @ L``.
+
+        Parameters
+        ----------
+        chol : numpy.ndarray
+            Shape ``(..., K, D, D)``: lower-triangular ``L`` with ``T = L L^T`` the
+            precision in standardised units.
+
+        Returns
+        -------
+        numpy.ndarray
+            Shape ``(..., K, D, D)``: lower-triangular with positive diagonal, the
+            Cholesky factor of the precision in data units.
+        """
+        chol = self._check(chol, square=True)
+        return chol / self.scale[:, None]
+
+    def covariance_to_data(self, cov: np.ndarray) -> np.ndarray:
+        """Map covariances to data units: ``diag(scale) @ C @ diag(scale)``.
+
+        Parameters
+        ----------
+        cov : numpy.ndarray
+            Shape ``(..., K, D, D)``, in standardised units.
+
+        Returns
+        -------
+        numpy.ndarray
+            Shape ``(..., K, D, D)``, in data units.
+        """
+        cov = self._check(cov, square=True)
+        return cov * self.scale[:, None] * self.scale[None, :]
+
+    def precision_to_data(self, prec: np.ndarray) -> np.ndarray:
+        """Map precisions to data units: ``diag(1 / scale) @ P @ diag(1 / scale)``.
+
+        Parameters
+        ----------
+        prec : numpy.ndarray
+            Shape ``(..., K, D, D)``, in standardised units.
+
+        Returns
+        -------
+        numpy.ndarray
+            Shape ``(..., K, D, D)``, in data units.
+        """
+        prec = self._check(prec, square=True)
+        return prec / (self.scale[:, None] * self.scale[None, :])
+
+
+# ---------------------------------------------------------------------------
+# Sanity checks
+# ---------------------------------------------------------------------------
+
+
+def check_num_components(data: np.ndarray, num_components: int, source: str) -> None:
+    """Check that ``data`` can be split into ``num_components`` components.
+
+    Parameters
+    ----------
+    data : numpy.ndarray
+        Shape ``(N, D)``.
+    num_components : int
+        The number of mixture components ``K``.
+    source : str
+        Name of the data's file, used in error messages.
+
+    Raises
+    ------
+    DataError
+        If ``K < 1`` or ``N < K``.
+    """
+    k = operator.index(num_components)
+    if k < 1:
+        raise DataError(f"{source}: the number of components must be at least 1, got {k}")
+    n = int(np.shape(data)[0])
+    if n < k:
+        raise DataError(
+            f"{source}: {_plural(n, 'row')} but {_plural(k, 'component')}; "
+            "need at least one row per component"
+        )

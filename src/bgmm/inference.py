@@ -1,0 +1,141 @@
+"""Where the model meets the samplers: build the target, the kernel and run the chains.
+
+jax and numpy only; no I/O.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
+
+from bgmm.model.density import Target, make_logdensity
+from bgmm.model.priors import Priors
+from bgmm.model.transforms import (
+    Params,
+    to_constrained,
+    to_unconstrained,
+    unconstrained_log_det_jacobian,
+)
+from bgmm.samplers.adaptation import tutorial_step_size_rule, window_adaptation
+from bgmm.samplers.hmc import Tuning, build_hmc_step, init_hmc
+from bgmm.samplers.runner import ChainMethod, Kernel, RunOutput, run_chains
+
+__all__ = ["ADAPTATIONS", "SamplerSettings", "sample_posterior"]
+
+Adaptation = Literal["window", "tutorial"]
+ADAPTATIONS: tuple[str, ...] = ("window", "tutorial")
+
+
+class SamplerSettings(NamedTuple):
+    """How to run HMC.
+
+    Attributes
+    ----------
+    num_warmup, num_draws : int
+    num_leapfrog_steps : int
+        Leapfrog steps per HMC transition (fixed path length in step units).
+    step_size : float
+        Initial step size (the tutorial's rule keeps adapting it from here).
+    adaptation : "window" (dual averaging + diagonal mass matrix) or "tutorial"
+    num_adaptation_steps : int
+        Steps the tutorial rule adapts for; ignored by "window" (which adapts all warm-up).
+    target_accept : float
+        Acceptance probability the adaptation aims at.
+    chain_method : "sequential" or "vectorized"
+    """
+
+    num_warmup: int = 1000
+    num_draws: int = 1000
+    num_leapfrog_steps: int = 32
+    step_size: float = 0.1
+    adaptation: Adaptation = "window"
+    num_adaptation_steps: int = 400
+    target_accept: float = 0.8
+    chain_method: ChainMethod = "sequential"
+
+
+def sample_posterior(
+    rng_key: jax.Array,
+    data: np.ndarray,
+    priors: Priors,
+    initial_params: Params,
+    settings: SamplerSettings,
+    target: Target = "correct",
+    dtype=jnp.float64,
+    progress: bool = False,
+) -> RunOutput:
+    """Run HMC chains on the posterior of the mixture.
+
+    Parameters
+    ----------
+    rng_key : PRNG key
+    data : array, shape (N, D), in the units the priors are written in
+    priors : Priors
+    initial_params : Params with leading chain axis: (C, K), (C, K, D), (C, K, D, D)
+    settings : SamplerSettings
+    target : "correct" or "tutorial"
+    dtype : jnp.float64 or jnp.float32
+    progress : bool
+
+    Returns
+    -------
+    RunOutput
+        draws: ``weights`` (C, S, K), ``means`` (C, S, K, D), ``chol_precision``
+        (C, S, K, D, D), ``lp`` (log joint), ``lp_target`` (the sampler's unconstrained
+        log density), ``acceptance_rate``, ``diverging``, ``energy``, ``n_steps``,
+        ``step_size``, all (C, S, ...).
+    """
+    num_features = priors.num_features
+    data = jnp.asarray(data, dtype)
+    logdensity = make_logdensity(data, priors.astype(dtype), target)
+    step = build_hmc_step(logdensity, settings.num_leapfrog_steps)
+
+    def record(state, info, tuning):
+        params = to_constrained(state.position, num_features)
+        return {
+            "weights": params.weights,
+            "means": params.means,
+            "chol_precision": params.chol_precision,
+            "lp": state.logdensity - unconstrained_log_det_jacobian(state.position, num_features),
+            "lp_target": state.logdensity,
+            "acceptance_rate": info.acceptance_rate,
+            "diverging": info.is_divergent,
+            "energy": info.energy,
+            "n_steps": info.num_integration_steps,
+            "step_size": tuning.step_size,
+        }
+
+    kernel = Kernel(
+        init=lambda position: init_hmc(position, logdensity),
+        step=step,
+        acceptance_rate=lambda info: info.acceptance_rate,
+        position=lambda state: state.position,
+        record=record,
+    )
+    if settings.adaptation == "tutorial":
+        adaptation = tutorial_step_size_rule(settings.num_adaptation_steps)
+    elif settings.adaptation == "window":
+        adaptation = window_adaptation(settings.num_warmup, settings.target_accept)
+    else:
+        raise ValueError(
+            f"unknown adaptation {settings.adaptation!r}; expected one of {ADAPTATIONS}"
+        )
+
+    positions = to_unconstrained(Params(*(jnp.asarray(p, dtype) for p in initial_params)))
+    num_dimensions = ravel_pytree(jax.tree.map(lambda a: a[0], positions))[0].shape[0]
+    initial_tuning = Tuning(jnp.asarray(settings.step_size, dtype), jnp.ones(num_dimensions, dtype))
+    return run_chains(
+        rng_key,
+        kernel,
+        adaptation,
+        positions,
+        num_warmup=settings.num_warmup,
+        num_draws=settings.num_draws,
+        initial_tuning=initial_tuning,
+        chain_method=settings.chain_method,
+        progress=progress,
+    )

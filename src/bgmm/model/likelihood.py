@@ -1,0 +1,51 @@
+"""The mixture likelihood with the assignments marginalised (direct form).
+
+a_ik = log theta_k + log N(y_i | mu_k, (L_k L_k')^{-1}),
+log p(y | params) = sum_i logsumexp_k a_ik.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax.scipy.special import logsumexp
+
+from bgmm.model.transforms import Params
+
+__all__ = ["component_log_joint", "log_likelihood", "pointwise_log_likelihood"]
+
+_LOG_2PI = 1.8378770664093453
+
+
+def component_log_joint(params: Params, data: jax.Array) -> jax.Array:
+    """a_ik = log theta_k + log N(y_i | mu_k, T_k^{-1}), laid out component-major.
+
+    Parameters
+    ----------
+    params : Params with shapes (K,), (K, D), (K, D, D)
+    data : array, shape (N, D)
+
+    Returns
+    -------
+    array, shape (K, N)
+    """
+    d = data.shape[-1]
+    chol = params.chol_precision
+    # L'(y - mu) as y'L - mu'L: one product of the data with all K factors, and the
+    # (K, N, D) layout keeps N contiguous. Twice as fast as broadcasting (N, K, D).
+    data_l = jnp.einsum("nd,kde->kne", data, chol)
+    means_l = jnp.einsum("kd,kde->ke", params.means, chol)
+    z = data_l - means_l[:, None, :]
+    log_det = jnp.sum(jnp.log(jnp.diagonal(chol, axis1=-2, axis2=-1)), axis=-1)
+    offset = jnp.log(params.weights) + log_det - 0.5 * d * _LOG_2PI
+    return offset[:, None] - 0.5 * jnp.sum(z * z, axis=-1)
+
+
+def pointwise_log_likelihood(params: Params, data: jax.Array) -> jax.Array:
+    """log p(y_i | params) for each observation, shape (N,)."""
+    return logsumexp(component_log_joint(params, data), axis=0)
+
+
+def log_likelihood(params: Params, data: jax.Array) -> jax.Array:
+    """log p(y | params), a scalar; 0 for an empty data set (N = 0)."""
+    return jnp.sum(pointwise_log_likelihood(params, data))

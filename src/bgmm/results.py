@@ -1,0 +1,293 @@
+"""Results at the edge: the ArviZ InferenceData, NetCDF files and the run summary."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "build_inference_data",
+    "format_summary",
+    "load_inference_data",
+    "save_inference_data",
+    "summarize",
+    "to_json",
+]
+
+RHAT_LIMIT = 1.01
+ESS_LIMIT = 400
+# Parameters whose R-hat and ESS decide convergence (the lower triangle of each L_k).
+DIAGNOSED = ("weights", "means", "chol_precision")
+
+
+def build_inference_data(
+    draws: dict[str, np.ndarray],
+    data: np.ndarray,
+    feature_names: list[str],
+    attrs: dict[str, Any],
+    pointwise_log_likelihood: np.ndarray | None = None,
+):
+    """Lay the draws out as design.md section 3.
+
+    Parameters
+    ----------
+    draws : dict
+        ``weights`` (C, S, K), ``means`` (C, S, K, D), ``chol_precision`` (C, S, K, D, D),
+        ``lp`` (C, S), all in data units; and the sample statistics ``acceptance_rate``,
+        ``step_size``, ``n_steps``, ``diverging``, ``energy``, ``lp_target`` (C, S).
+    data : array, shape (N, D), in data units
+    feature_names : list of D str
+    attrs : dict of str, number or list values, stored on every group
+    pointwise_log_likelihood : array, shape (C, S, N), optional
+
+    Returns
+    -------
+    arviz.InferenceData
+    """
+    import arviz as az
+
+    chol = draws["chol_precision"]
+    precision = chol @ np.swapaxes(chol, -1, -2)
+    posterior = {
+        "weights": draws["weights"],
+        "means": draws["means"],
+        "chol_precision": chol,
+        "precision": precision,
+        "covariance": np.linalg.inv(precision),
+        "lp": draws["lp"],
+    }
+    stat_names = ("acceptance_rate", "step_size", "n_steps", "diverging", "energy")
+    sample_stats = {name: draws[name] for name in stat_names if name in draws}
+    if "lp_target" in draws:
+        sample_stats["lp"] = draws["lp_target"]
+    matrix_dims = ["component", "feature", "feature_"]
+    dims = {
+        "weights": ["component"],
+        "means": ["component", "feature"],
+        "chol_precision": matrix_dims,
+        "precision": matrix_dims,
+        "covariance": matrix_dims,
+        "y": ["observation", "feature"],
+    }
+    coords = {
+        "component": np.arange(draws["weights"].shape[-1]),
+        "feature": list(feature_names),
+        "feature_": list(feature_names),
+        "observation": np.arange(len(data)),
+    }
+    log_likelihood = None
+    if pointwise_log_likelihood is not None:
+        log_likelihood = {"y": pointwise_log_likelihood}
+    return az.from_dict(
+        posterior=posterior,
+        sample_stats=sample_stats,
+        observed_data={"y": np.asarray(data)},
+        log_likelihood=log_likelihood,
+        coords=coords,
+        dims=dims,
+        attrs=attrs,
+    )
+
+
+def save_inference_data(idata, path: str | os.PathLike) -> Path:
+    """Write NetCDF atomically: a crash or bad input never leaves a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        idata.to_netcdf(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual file mode
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def load_inference_data(path: str | os.PathLike):
+    """Read a ``posterior.nc`` written by :func:`save_inference_data`."""
+    import arviz as az
+
+    return az.from_netcdf(str(path))
+
+
+def _lower_triangle_names(var: str, component: int, features: list[str]) -> list[tuple]:
+    d = len(features)
+    return [(var, component, i, j) for i in range(d) for j in range(i + 1)]
+
+
+def _flat_parameters(posterior) -> tuple[np.ndarray, list[str]]:
+    """(chain, draw, P) array of the diagnosed parameters and their display names."""
+    features = [str(f) for f in posterior["feature"].values]
+    columns, names = [], []
+    weights = posterior["weights"].values
+    k = weights.shape[-1]
+    for c in range(k):
+        columns.append(weights[..., c])
+        names.append(f"weights[{c}]")
+    means = posterior["means"].values
+    for c in range(k):
+        for i, f in enumerate(features):
+            columns.append(means[..., c, i])
+            names.append(f"means[{c}, {f}]")
+    chol = posterior["chol_precision"].values
+    for c in range(k):
+        for _, _, i, j in _lower_triangle_names("chol_precision", c, features):
+            columns.append(chol[..., c, i, j])
+            names.append(f"chol_precision[{c}, {features[i]}, {features[j]}]")
+    return np.stack(columns, axis=-1), names
+
+
+def summarize(idata) -> dict[str, Any]:
+    """Posterior means and sds, R-hat, bulk and tail ESS, divergences and warnings.
+
+    Returns
+    -------
+    dict
+        JSON-ready: ``weights_mean`` (K), ``means_mean`` (K x D), ``chol_precision_mean``
+        (K x D x D), ``covariance_mean`` (K x D x D) and their ``*_sd``, ``acceptance_rate``,
+        ``rhat_max``, ``ess_bulk_min``, ``ess_tail_min``, ``divergences``, ``parameters``
+        (one row per diagnosed scalar) and ``warnings`` (one line per problem).
+    """
+    import arviz as az
+    import xarray as xr
+
+    posterior = idata.posterior
+    stats = idata.sample_stats
+    num_chains = posterior.sizes["chain"]
+    num_draws = posterior.sizes["draw"]
+    flat, names = _flat_parameters(posterior)
+    dataset = xr.Dataset({"theta": (("chain", "draw", "param"), flat)})
+    halves = flat
+    if num_chains == 1:
+        # ArviZ needs two chains for R-hat; one chain's halves give its split R-hat.
+        half = num_draws // 2
+        halves = np.stack([flat[0, :half], flat[0, half : 2 * half]])
+    rhat = az.rhat(xr.Dataset({"theta": (("chain", "draw", "param"), halves)}))["theta"].values
+    ess_bulk = az.ess(dataset, method="bulk")["theta"].values
+    ess_tail = az.ess(dataset, method="tail")["theta"].values
+    mcse = az.mcse(dataset)["theta"].values
+    means_flat = flat.mean(axis=(0, 1))
+    sds_flat = flat.std(axis=(0, 1), ddof=1) if num_chains * num_draws > 1 else np.zeros(len(names))
+
+    def moment(var, fn):
+        return fn(posterior[var].values, axis=(0, 1)).tolist()
+
+    divergences = int(np.sum(stats["diverging"].values)) if "diverging" in stats else 0
+    acceptance = (
+        float(np.mean(stats["acceptance_rate"].values)) if "acceptance_rate" in stats else None
+    )
+    rhat_max = float(np.nanmax(rhat)) if np.any(np.isfinite(rhat)) else float("nan")
+    ess_bulk_min = float(np.nanmin(ess_bulk))
+    ess_tail_min = float(np.nanmin(ess_tail))
+    warnings = []
+    bad_rhat = [n for n, r in zip(names, rhat, strict=True) if not r <= RHAT_LIMIT]
+    if bad_rhat:
+        warnings.append(
+            f"R-hat above {RHAT_LIMIT} for {len(bad_rhat)} parameter(s) (max {rhat_max:.3f}, "
+            f"e.g. {bad_rhat[0]}): chains disagree; run longer or check for label switching"
+        )
+    low_ess = [
+        n for n, b, t in zip(names, ess_bulk, ess_tail, strict=True) if min(b, t) < ESS_LIMIT
+    ]
+    if low_ess:
+        warnings.append(
+            f"ESS below {ESS_LIMIT} for {len(low_ess)} parameter(s) (bulk min {ess_bulk_min:.0f}, "
+            f"tail min {ess_tail_min:.0f}): draw more for reliable estimates"
+        )
+    if divergences:
+        warnings.append(
+            f"{divergences} divergent transition(s) after warm-up: the posterior may be biased; "
+            "raise --warmup or lower the step size"
+        )
+    return {
+        "num_chains": int(num_chains),
+        "num_draws": int(num_draws),
+        "acceptance_rate": acceptance,
+        "weights_mean": moment("weights", np.mean),
+        "weights_sd": moment("weights", np.std),
+        "means_mean": moment("means", np.mean),
+        "means_sd": moment("means", np.std),
+        "chol_precision_mean": moment("chol_precision", np.mean),
+        "covariance_mean": moment("covariance", np.mean),
+        "covariance_sd": moment("covariance", np.std),
+        "rhat_max": rhat_max,
+        "ess_bulk_min": ess_bulk_min,
+        "ess_tail_min": ess_tail_min,
+        "divergences": divergences,
+        "parameters": [
+            {
+                "name": n,
+                "mean": float(m),
+                "sd": float(s),
+                "mcse": float(e),
+                "ess_bulk": float(b),
+                "ess_tail": float(t),
+                "r_hat": float(r),
+            }
+            for n, m, s, e, b, t, r in zip(
+                names, means_flat, sds_flat, mcse, ess_bulk, ess_tail, rhat, strict=True
+            )
+        ],
+        "warnings": warnings,
+    }
+
+
+def _fmt(values, digits: int = 4) -> str:
+    return np.array2string(np.asarray(values), precision=digits, suppress_small=True)
+
+
+def format_summary(summary: dict[str, Any], settings: dict[str, Any] | None = None) -> str:
+    """The printed report: the tutorial's printout, then a diagnostics table and warnings."""
+    lines = []
+    if settings:
+        lines.append(", ".join(f"{k}={v}" for k, v in settings.items()))
+    if summary.get("acceptance_rate") is not None:
+        lines.append(f"acceptance_rate: {summary['acceptance_rate']:.4f}")
+    lines.append(f"avg mix probs: {_fmt(summary['weights_mean'])}")
+    lines.append(f"avg loc:\n{_fmt(summary['means_mean'])}")
+    lines.append(f"avg chol(precision):\n{_fmt(summary['chol_precision_mean'])}")
+    lines.append(f"avg covariance:\n{_fmt(summary['covariance_mean'])}")
+    lines.append("")
+    width = max(len(p["name"]) for p in summary["parameters"])
+    lines.append(
+        f"{'parameter':<{width}} {'mean':>9} {'sd':>8} {'mcse':>8} "
+        f"{'ess_bulk':>9} {'ess_tail':>9} {'r_hat':>6}"
+    )
+    for p in summary["parameters"]:
+        lines.append(
+            f"{p['name']:<{width}} {p['mean']:>9.4f} {p['sd']:>8.4f} {p['mcse']:>8.4f} "
+            f"{p['ess_bulk']:>9.0f} {p['ess_tail']:>9.0f} {p['r_hat']:>6.3f}"
+        )
+    lines.append("")
+    lines.append(
+        f"chains: {summary['num_chains']}, draws per chain: {summary['num_draws']}, "
+        f"R-hat max: {summary['rhat_max']:.3f}, bulk ESS min: {summary['ess_bulk_min']:.0f}, "
+        f"tail ESS min: {summary['ess_tail_min']:.0f}, divergences: {summary['divergences']}"
+    )
+    for warning in summary["warnings"]:
+        lines.append(f"warning: {warning}")
+    return "\n".join(lines)
+
+
+def to_json(record: dict[str, Any]) -> str:
+    """One JSON object; NaN and infinities become null so any JSON parser reads it."""
+
+    def clean(value):
+        if isinstance(value, float):
+            return value if np.isfinite(value) else None
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [clean(v) for v in value]
+        return value
+
+    return json.dumps(clean(record))

@@ -1,0 +1,129 @@
+"""Warm-up rules that tune the step size (and mass matrix) while the chain burns in.
+
+Two rules share one interface, ``Adaptation(init, update, current, final)``:
+
+- ``tutorial_step_size_rule``: TFP's SimpleStepSizeAdaptation as the tutorial runs it:
+  after each of the first ``num_adaptation_steps`` steps multiply the step size by
+  (1 + rate) when the acceptance probability exceeds the target, else divide by it.
+  Identity mass matrix.
+- ``window_adaptation``: Stan's schedule (fast, slow doubling windows, fast) with
+  dual-averaging step size and a diagonal mass matrix. The pieces are BlackJAX's
+  (dual averaging, Welford mass matrix, window schedule); the loop is ours because
+  ``blackjax.window_adaptation`` runs the whole warm-up in one compiled call, while we
+  run it in chunks to show progress.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from blackjax.adaptation.mass_matrix import mass_matrix_adaptation
+from blackjax.adaptation.step_size import dual_averaging_adaptation
+from blackjax.adaptation.window_adaptation import build_schedule
+
+from bgmm.samplers.hmc import Tuning
+
+__all__ = ["Adaptation", "tutorial_step_size_rule", "window_adaptation"]
+
+
+class Adaptation(NamedTuple):
+    """A warm-up rule.
+
+    Attributes
+    ----------
+    init : (initial_step_size, num_dimensions, dtype) -> state
+    update : (state, step_index, position, acceptance_rate) -> state
+    current : state -> Tuning used for the next warm-up step
+    final : state -> Tuning used for the kept draws
+    """
+
+    init: Callable[..., Any]
+    update: Callable[..., Any]
+    current: Callable[[Any], Tuning]
+    final: Callable[[Any], Tuning]
+
+
+class StepSizeRuleState(NamedTuple):
+    step_size: jax.Array
+    inverse_mass_matrix: jax.Array
+
+
+def tutorial_step_size_rule(
+    num_adaptation_steps: int, target_accept_prob: float = 0.75, adaptation_rate: float = 0.01
+) -> Adaptation:
+    """TFP's SimpleStepSizeAdaptation with its defaults, adapting from the first step."""
+
+    def init(initial_step_size, num_dimensions, dtype):
+        return StepSizeRuleState(
+            jnp.asarray(initial_step_size, dtype), jnp.ones(num_dimensions, dtype)
+        )
+
+    def update(state, step_index, position, acceptance_rate):
+        del position
+        factor = jnp.where(
+            acceptance_rate > target_accept_prob,
+            1.0 + adaptation_rate,
+            1.0 / (1.0 + adaptation_rate),
+        )
+        is_adapting = step_index < num_adaptation_steps
+        new_step = jnp.where(is_adapting, state.step_size * factor, state.step_size)
+        return state._replace(step_size=new_step.astype(state.step_size.dtype))
+
+    def current(state):
+        return Tuning(state.step_size, state.inverse_mass_matrix)
+
+    return Adaptation(init, update, current, current)
+
+
+class WindowAdaptationState(NamedTuple):
+    step_size_state: Any
+    mass_matrix_state: Any
+    step_size: jax.Array
+    inverse_mass_matrix: jax.Array
+
+
+def window_adaptation(num_warmup: int, target_acceptance_rate: float = 0.8) -> Adaptation:
+    """Stan-style windowed adaptation of step size and diagonal mass matrix."""
+    da_init, da_update, da_final = dual_averaging_adaptation(target_acceptance_rate)
+    mm_init, mm_update, mm_final = mass_matrix_adaptation(is_diagonal_matrix=True)
+    # A one-row schedule keeps the update traceable when there is no warm-up at all.
+    schedule = jnp.asarray(build_schedule(num_warmup) if num_warmup > 0 else [[0, 0]])
+
+    def init(initial_step_size, num_dimensions, dtype):
+        mm_state = mm_init(num_dimensions, jnp.ones(num_dimensions, dtype))
+        step = jnp.asarray(initial_step_size, dtype)
+        return WindowAdaptationState(da_init(step), mm_state, step, mm_state.inverse_mass_matrix)
+
+    def fast_update(position, acceptance_rate, state):
+        del position
+        da_state = da_update(state.step_size_state, acceptance_rate)
+        step = jnp.exp(da_state.log_step_size).astype(state.step_size.dtype)
+        return state._replace(step_size_state=da_state, step_size=step)
+
+    def slow_update(position, acceptance_rate, state):
+        state = fast_update(position, acceptance_rate, state)
+        return state._replace(mass_matrix_state=mm_update(state.mass_matrix_state, position))
+
+    def end_of_slow_window(state):
+        mm_state = mm_final(state.mass_matrix_state)
+        da_state = da_init(da_final(state.step_size_state))
+        step = jnp.exp(da_state.log_step_size).astype(state.step_size.dtype)
+        imm = mm_state.inverse_mass_matrix.astype(state.inverse_mass_matrix.dtype)
+        return WindowAdaptationState(da_state, mm_state, step, imm)
+
+    def update(state, step_index, position, acceptance_rate):
+        stage, is_window_end = schedule[step_index]
+        state = jax.lax.switch(stage, (fast_update, slow_update), position, acceptance_rate, state)
+        return jax.lax.cond(is_window_end, end_of_slow_window, lambda s: s, state)
+
+    def current(state):
+        return Tuning(state.step_size, state.inverse_mass_matrix)
+
+    def final(state):
+        step = jnp.exp(state.step_size_state.log_step_size_avg).astype(state.step_size.dtype)
+        return Tuning(step, state.inverse_mass_matrix)
+
+    return Adaptation(init, update, current, final)
