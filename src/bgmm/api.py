@@ -15,13 +15,20 @@ from bgmm.data import Standardizer, check_num_components
 from bgmm.inference import ADAPTATIONS, SamplerSettings, sample_posterior
 from bgmm.model.density import TARGETS
 from bgmm.model.likelihood import pointwise_log_likelihood
-from bgmm.model.priors import Priors, default_priors, tutorial_priors, validate_priors
+from bgmm.model.priors import (
+    Priors,
+    default_priors,
+    is_exchangeable,
+    tutorial_priors,
+    validate_priors,
+)
 from bgmm.model.transforms import Params
+from bgmm.relabel import RELABEL_METHODS, apply_permutations, pivot_permutations
 from bgmm.results import build_inference_data, format_summary, summarize
 from bgmm.starts import kmeans_plus_plus_starts
 from bgmm.tutorial import TUTORIAL_SAMPLER, tutorial_data, tutorial_start
 
-__all__ = ["BayesianGMM", "FitResult", "demo"]
+__all__ = ["BayesianGMM", "FitResult", "demo", "demo_model"]
 
 DTYPES = {"float64": jnp.float64, "float32": jnp.float32}
 PRIOR_PRESETS = ("default", "tutorial")
@@ -97,6 +104,9 @@ class BayesianGMM:
         None: only with the default priors (they are written for standardised data).
     store_log_likelihood : bool
         Keep pointwise log-likelihoods (chain, draw, observation) for LOO/WAIC.
+    relabel : "auto", "none" or "pivot"
+        Undo label switching before summaries (:mod:`bgmm.relabel`). "auto": "pivot" when
+        the priors are exchangeable, else "none".
     """
 
     def __init__(
@@ -116,6 +126,7 @@ class BayesianGMM:
         seed: int = 0,
         standardize: bool | None = None,
         store_log_likelihood: bool = False,
+        relabel: str = "auto",
     ) -> None:
         if isinstance(n_components, bool) or not isinstance(n_components, int | np.integer):
             raise ValueError(f"n_components must be an integer, got {n_components!r}")
@@ -129,6 +140,10 @@ class BayesianGMM:
             raise ValueError(f"unknown target {target!r}; expected one of {TARGETS}")
         if adaptation not in ADAPTATIONS:
             raise ValueError(f"unknown adaptation {adaptation!r}; expected one of {ADAPTATIONS}")
+        if relabel not in ("auto", *RELABEL_METHODS):
+            raise ValueError(
+                f"unknown relabel {relabel!r}; expected one of {('auto', *RELABEL_METHODS)}"
+            )
         if dtype not in DTYPES:
             raise ValueError(f"unknown dtype {dtype!r}; expected one of {tuple(DTYPES)}")
         for name, value, low in (
@@ -149,6 +164,7 @@ class BayesianGMM:
         self.dtype = dtype
         self.standardize = standardize
         self.store_log_likelihood = store_log_likelihood
+        self.relabel = relabel
         self.sampler_settings = SamplerSettings(
             num_warmup=int(num_warmup),
             num_draws=int(num_draws),
@@ -245,6 +261,14 @@ class BayesianGMM:
         if scaler is not None:
             draws["means"] = scaler.means_to_data(draws["means"])
             draws["chol_precision"] = scaler.chol_precision_to_data(draws["chol_precision"])
+        relabel = self.relabel
+        if relabel == "auto":
+            relabel = "pivot" if is_exchangeable(priors) and self.n_components > 1 else "none"
+        if relabel == "pivot":
+            perms = pivot_permutations(draws["means"], draws["chol_precision"], draws["lp"])
+            for name in ("weights", "means", "chol_precision"):
+                draws[name] = apply_permutations(draws[name], perms)
+            draws["label_permutation"] = perms
         pointwise = _pointwise_log_likelihood(draws, data) if self.store_log_likelihood else None
 
         s = self.sampler_settings
@@ -263,6 +287,7 @@ class BayesianGMM:
             "dtype": self.dtype,
             "seed": self.seed,
             "standardized": bool(standardize),
+            "relabel": relabel,
         }
         # NetCDF attributes have no booleans.
         attrs = {k: int(v) if isinstance(v, bool) else v for k, v in settings.items()}
@@ -282,7 +307,7 @@ class BayesianGMM:
         return FitResult(idata, summary, settings, timing)
 
 
-def demo(
+def demo_model(
     target: str = "correct",
     *,
     num_chains: int | None = None,
@@ -291,15 +316,9 @@ def demo(
     seed: int = 0,
     dtype: str = "float64",
     chain_method: str = "sequential",
-    progress: bool = False,
-) -> FitResult:
-    """The tutorial's data, priors and start.
-
-    ``target="tutorial"`` runs the tutorial's exact configuration by default: one chain
-    from its start, HMC with 5 leapfrog steps, step size 0.065 adapted by its rule over
-    the first 400 of 500 burn-in steps, 2000 kept draws. ``target="correct"`` samples the
-    model as written with 4 chains and the default windowed adaptation.
-    """
+) -> BayesianGMM:
+    """The model :func:`demo` fits: the tutorial's priors and, for ``target="tutorial"``,
+    its sampler configuration."""
     t = TUTORIAL_SAMPLER
     if target == "tutorial":
         defaults = {
@@ -307,12 +326,15 @@ def demo(
             "num_warmup": t.num_burnin,
             "num_draws": t.num_draws,
         }
-        sampler = {"num_leapfrog_steps": t.num_leapfrog_steps, "step_size": t.step_size}
-        sampler["adaptation"] = "tutorial"
+        sampler = {
+            "num_leapfrog_steps": t.num_leapfrog_steps,
+            "step_size": t.step_size,
+            "adaptation": "tutorial",
+        }
     else:
         defaults = {"num_chains": 4, "num_warmup": 500, "num_draws": 1000}
         sampler = {}
-    model = BayesianGMM(
+    return BayesianGMM(
         3,
         priors="tutorial",
         target=target,
@@ -324,6 +346,19 @@ def demo(
         seed=seed,
         **sampler,
     )
+
+
+def demo(target: str = "correct", *, progress: bool = False, **options) -> FitResult:
+    """Fit the tutorial's data from the tutorial's start.
+
+    ``target="tutorial"`` runs the tutorial's exact configuration by default: one chain
+    from its start, HMC with 5 leapfrog steps, step size 0.065 adapted by its rule over
+    the first 400 of 500 burn-in steps, 2000 kept draws. ``target="correct"`` samples the
+    model as written with 4 chains and the default windowed adaptation. ``options`` are
+    those of :func:`demo_model` (num_chains, num_warmup, num_draws, seed, dtype,
+    chain_method).
+    """
+    model = demo_model(target, **options)
     return model.fit(tutorial_data(), initial=Params(*tutorial_start()), progress=progress)
 
 

@@ -165,6 +165,7 @@ def _demo(args) -> int:
     import bgmm
     from bgmm.checks import chol_precision_normal_check
 
+    _check_out(Path(args.out))
     result = _run_safely(
         lambda: bgmm.demo(
             args.target,
@@ -195,6 +196,7 @@ def _fit(args) -> int:
         raise UsageError(str(exc)) from None
     names = names or [f"x{j}" for j in range(data.shape[1])]
     features = _resolve_features(args.features, names)
+    _check_out(Path(args.out))
     result = _run_safely(
         lambda: bgmm.BayesianGMM(
             args.components,
@@ -277,14 +279,28 @@ def _resolve_features(features: tuple[str, str], names: list[str]) -> tuple[int,
     return indices[0], indices[1]
 
 
+def _check_out(out: Path) -> None:
+    """Fail before sampling when --out (or a folder above it) exists but is not a folder."""
+    for path in (out, *out.parents):
+        if path.exists():
+            if not path.is_dir():
+                if path == out:
+                    raise UsageError(f"{out}: exists and is not a directory")
+                raise UsageError(f"{out}: cannot create it ({path} is not a directory)")
+            return
+
+
 def _write_outputs(result, args, features: tuple[int, int]) -> list[Path]:
     """Write every output into a scratch folder, then move the set into --out."""
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"{out}: exists and is not a directory")
     parent = out.resolve().parent
-    parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=".bgmm-", dir=parent))
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix=".bgmm-", dir=parent))
+    except OSError as exc:
+        raise UsageError(f"{out}: cannot create the output directory ({exc})") from None
     try:
         files = [result.save(scratch / "posterior.nc")]
         if not args.no_plots:

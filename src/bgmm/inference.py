@@ -67,6 +67,7 @@ def sample_posterior(
     target: Target = "correct",
     dtype=jnp.float64,
     progress: bool = False,
+    max_chunks: int = 20,
 ) -> RunOutput:
     """Run HMC chains on the posterior of the mixture.
 
@@ -80,6 +81,8 @@ def sample_posterior(
     target : "correct" or "tutorial"
     dtype : jnp.float64 or jnp.float32
     progress : bool
+    max_chunks : int
+        Compiled calls per chain (more: a smoother progress bar, slightly more overhead).
 
     Returns
     -------
@@ -92,7 +95,10 @@ def sample_posterior(
     num_features = priors.num_features
     data = jnp.asarray(data, dtype)
     logdensity = make_logdensity(data, priors.astype(dtype), target)
-    step = build_hmc_step(logdensity, settings.num_leapfrog_steps)
+    # The tutorial's rule reproduces the tutorial: fixed path length. Otherwise jitter it.
+    step = build_hmc_step(
+        logdensity, settings.num_leapfrog_steps, jitter_steps=settings.adaptation != "tutorial"
+    )
 
     def record(state, info, tuning):
         params = to_constrained(state.position, num_features)
@@ -138,4 +144,5 @@ def sample_posterior(
         initial_tuning=initial_tuning,
         chain_method=settings.chain_method,
         progress=progress,
+        max_chunks=max_chunks,
     )

@@ -38,8 +38,10 @@ def build_inference_data(
     ----------
     draws : dict
         ``weights`` (C, S, K), ``means`` (C, S, K, D), ``chol_precision`` (C, S, K, D, D),
-        ``lp`` (C, S), all in data units; and the sample statistics ``acceptance_rate``,
-        ``step_size``, ``n_steps``, ``diverging``, ``energy``, ``lp_target`` (C, S).
+        ``lp`` (C, S), all in data units; the sample statistics ``acceptance_rate``,
+        ``step_size``, ``n_steps``, ``diverging``, ``energy``, ``lp_target`` (C, S); and,
+        after relabelling, ``label_permutation`` (C, S, K): the raw component that got
+        each label.
     data : array, shape (N, D), in data units
     feature_names : list of D str
     attrs : dict of str, number or list values, stored on every group
@@ -61,7 +63,14 @@ def build_inference_data(
         "covariance": np.linalg.inv(precision),
         "lp": draws["lp"],
     }
-    stat_names = ("acceptance_rate", "step_size", "n_steps", "diverging", "energy")
+    stat_names = (
+        "acceptance_rate",
+        "step_size",
+        "n_steps",
+        "diverging",
+        "energy",
+        "label_permutation",
+    )
     sample_stats = {name: draws[name] for name in stat_names if name in draws}
     if "lp_target" in draws:
         sample_stats["lp"] = draws["lp_target"]
@@ -73,6 +82,7 @@ def build_inference_data(
         "precision": matrix_dims,
         "covariance": matrix_dims,
         "y": ["observation", "feature"],
+        "label_permutation": ["component"],
     }
     coords = {
         "component": np.arange(draws["weights"].shape[-1]),

@@ -6,7 +6,13 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["Priors", "default_priors", "tutorial_priors", "validate_priors"]
+__all__ = [
+    "Priors",
+    "default_priors",
+    "is_exchangeable",
+    "tutorial_priors",
+    "validate_priors",
+]
 
 
 class Priors(NamedTuple):
@@ -113,3 +119,10 @@ def validate_priors(priors: Priors) -> None:
         raise ValueError(f"wishart_scale must be a symmetric ({d}, {d}) matrix")
     if np.any(np.linalg.eigvalsh(scale) <= 0):
         raise ValueError("wishart_scale must be positive definite")
+
+
+def is_exchangeable(priors: Priors) -> bool:
+    """True when relabelling the components leaves the prior unchanged (label switching)."""
+    alpha = np.asarray(priors.concentration)
+    m0 = np.asarray(priors.mean_loc)
+    return bool(np.all(alpha == alpha[0]) and np.all(m0 == m0[0]))

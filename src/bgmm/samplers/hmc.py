@@ -30,18 +30,36 @@ def init_hmc(position, logdensity_fn: Callable):
     return blackjax.hmc.init(position, logdensity_fn)
 
 
-def build_hmc_step(logdensity_fn: Callable, num_integration_steps: int) -> Callable:
-    """``step(rng_key, state, tuning) -> (state, info)`` for HMC with fixed path length."""
+def build_hmc_step(
+    logdensity_fn: Callable, num_integration_steps: int, jitter_steps: bool = False
+) -> Callable:
+    """``step(rng_key, state, tuning) -> (state, info)`` for HMC.
+
+    Parameters
+    ----------
+    logdensity_fn : callable
+    num_integration_steps : int
+        Leapfrog steps per transition; with ``jitter_steps`` the mean of a uniform draw
+        from 1 .. 2 * num_integration_steps - 1.
+    jitter_steps : bool
+        Randomise the path length each transition. A fixed path length can resonate with
+        the posterior's scales (a chain that keeps returning near its start in some
+        direction); a random one cannot (Mackenzie 1989, Neal 2011 section 5.4.2.2).
+    """
     kernel = blackjax.hmc.build_kernel()
 
     def step(rng_key, state, tuning: Tuning):
+        num_steps = num_integration_steps
+        if jitter_steps:
+            rng_key, steps_key = jax.random.split(rng_key)
+            num_steps = jax.random.randint(steps_key, (), 1, 2 * num_integration_steps)
         return kernel(
             rng_key,
             state,
             logdensity_fn,
             tuning.step_size,
             tuning.inverse_mass_matrix,
-            num_integration_steps,
+            num_steps,
         )
 
     return step

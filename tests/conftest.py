@@ -1,0 +1,28 @@
+import numpy as np
+import pytest
+
+
+def mcse_of_mean(draws: np.ndarray) -> np.ndarray:
+    """ArviZ's Monte Carlo standard error of the mean of every scalar of (chain, draw, ...)."""
+    import arviz as az
+    import xarray as xr
+
+    c, s = draws.shape[:2]
+    flat = draws.reshape(c, s, -1)
+    mcse = az.mcse(xr.Dataset({"x": (("chain", "draw", "i"), flat)}))["x"].values
+    return mcse.reshape(draws.shape[2:])
+
+
+def monte_carlo_z(draws: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """(mean - truth) / MCSE for every scalar of ``draws`` (chain, draw, ...)."""
+    return (draws.mean(axis=(0, 1)) - truth) / mcse_of_mean(draws)
+
+
+@pytest.fixture
+def z_scores():
+    return monte_carlo_z
+
+
+@pytest.fixture
+def mcse():
+    return mcse_of_mean
