@@ -93,15 +93,17 @@ def build_inference_data(
     log_likelihood = None
     if pointwise_log_likelihood is not None:
         log_likelihood = {"y": pointwise_log_likelihood}
-    return az.from_dict(
+    idata = az.from_dict(
         posterior=posterior,
         sample_stats=sample_stats,
         observed_data={"y": np.asarray(data)},
         log_likelihood=log_likelihood,
         coords=coords,
         dims=dims,
-        attrs=attrs,
     )
+    for group in idata.groups():
+        idata[group].attrs.update(attrs)
+    return idata
 
 
 def save_inference_data(idata, path: str | os.PathLike) -> Path:

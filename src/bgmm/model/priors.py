@@ -85,17 +85,20 @@ def default_priors(num_components: int, num_features: int) -> Priors:
     - alpha0 = 1 for every component: uniform on the simplex.
     - m0 = 0, s0 = 2: every location a priori anywhere within about +-4 standard
       deviations of the data's centre; the same for every component (exchangeable).
-    - nu = D + 2, S = I / nu: E[T] = I, a component as wide as the whole data set a
-      priori, with the fewest degrees of freedom that keep E[covariance] finite.
+    - nu = D + 2, S = I: the prior adds to each component's scatter matrix that of one
+      pseudo-observation per feature of unit variance (S^{-1} = I), so E[covariance] = I,
+      a component at most as wide as the whole data set, and nu = D + 2 is the fewest
+      degrees of freedom that keep E[covariance] finite. About as weak as scikit-learn's
+      BayesianGaussianMixture default; a cluster of n points with covariance C in
+      standard units gets a posterior covariance near (I + n C) / (n + 1).
     """
     k, d = num_components, num_features
-    df = float(d + 2)
     return Priors(
         concentration=np.ones(k),
         mean_loc=np.zeros((k, d)),
         mean_scale=2.0,
-        wishart_df=df,
-        wishart_scale=np.eye(d) / df,
+        wishart_df=float(d + 2),
+        wishart_scale=np.eye(d),
     )
 
 

@@ -46,6 +46,10 @@ class Adaptation(NamedTuple):
     final: Callable[[Any], Tuning]
 
 
+def _like(tree, reference):
+    return jax.tree.map(lambda a, b: jnp.asarray(a, b.dtype), tree, reference)
+
+
 class StepSizeRuleState(NamedTuple):
     step_size: jax.Array
     inverse_mass_matrix: jax.Array
@@ -116,8 +120,20 @@ def window_adaptation(num_warmup: int, target_acceptance_rate: float = 0.8) -> A
 
     def update(state, step_index, position, acceptance_rate):
         stage, is_window_end = schedule[step_index]
-        state = jax.lax.switch(stage, (fast_update, slow_update), position, acceptance_rate, state)
-        return jax.lax.cond(is_window_end, end_of_slow_window, lambda s: s, state)
+
+        # BlackJAX's pieces promote float32 states to float64 in 64-bit mode; keep the dtypes
+        # fixed so that float32 runs stay float32 and the branches of switch/cond agree.
+        def keep_dtypes(fn):
+            return lambda *args: _like(fn(*args), state)
+
+        state = jax.lax.switch(
+            stage,
+            (keep_dtypes(fast_update), keep_dtypes(slow_update)),
+            position,
+            acceptance_rate,
+            state,
+        )
+        return jax.lax.cond(is_window_end, keep_dtypes(end_of_slow_window), lambda s: s, state)
 
     def current(state):
         return Tuning(state.step_size, state.inverse_mass_matrix)

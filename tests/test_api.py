@@ -1,0 +1,156 @@
+"""The Python API: results layout, units, dtypes, options and argument checks."""
+
+import numpy as np
+import pytest
+
+import bgmm
+from bgmm.data import DataError
+from bgmm.results import load_inference_data
+
+
+def _two_clusters(n=400, seed=0):
+    rng = np.random.default_rng(seed)
+    z = rng.integers(0, 2, n)
+    centres = np.array([[100.0, 0.0], [110.0, 5.0]])
+    return centres[z] + rng.standard_normal((n, 2)) * np.array([1.0, 0.5])
+
+
+@pytest.fixture(scope="module")
+def small_fit():
+    model = bgmm.BayesianGMM(
+        2, num_chains=2, num_warmup=300, num_draws=300, seed=1, store_log_likelihood=True
+    )
+    return model.fit(_two_clusters(), feature_names=["a", "b"])
+
+
+def test_inference_data_layout(small_fit):
+    idata = small_fit.idata
+    post = idata.posterior
+    assert post["weights"].dims == ("chain", "draw", "component")
+    assert post["means"].dims == ("chain", "draw", "component", "feature")
+    for var in ("chol_precision", "precision", "covariance"):
+        assert post[var].dims == ("chain", "draw", "component", "feature", "feature_")
+    assert post["lp"].dims == ("chain", "draw")
+    assert list(post["feature"].values) == ["a", "b"]
+    for stat in ("acceptance_rate", "step_size", "n_steps", "diverging", "energy", "lp"):
+        assert idata.sample_stats[stat].dims == ("chain", "draw"), stat
+    assert idata.sample_stats["label_permutation"].dims == ("chain", "draw", "component")
+    assert idata.observed_data["y"].shape == (400, 2)
+    assert idata.log_likelihood["y"].shape == (2, 300, 400)
+    for key in ("bgmm_version", "jax_version", "numpy_version", "device", "seed", "target"):
+        assert key in post.attrs, key
+    prec = post["precision"].values
+    np.testing.assert_allclose(prec @ post["covariance"].values, np.eye(2) + 0 * prec, atol=1e-8)
+
+
+def test_results_are_in_data_units(small_fit):
+    means = np.array(small_fit.summary["means_mean"])
+    order = np.argsort(means[:, 0])
+    np.testing.assert_allclose(means[order], [[100.0, 0.0], [110.0, 5.0]], atol=0.3)
+    cov = np.array(small_fit.summary["covariance_mean"])[order]
+    # Loose: the prior adds one unit-variance pseudo-observation (README, "Priors").
+    np.testing.assert_allclose(np.diagonal(cov, axis1=1, axis2=2), [[1.0, 0.25]] * 2, rtol=0.4)
+    assert small_fit.summary["rhat_max"] < 1.05  # label switching would give > 1.1
+    assert small_fit.settings["relabel"] == "pivot" and small_fit.settings["standardized"]
+
+
+def test_default_priors_make_results_equivariant_to_units():
+    """Standardisation makes the default model blind to units: rescaled data, rescaled draws."""
+    X = _two_clusters(100)
+    scale, shift = np.array([10.0, 0.1]), np.array([5.0, -3.0])
+    # A few steps only: HMC is chaotic, so rounding differences grow over long runs.
+    kwargs = {"num_chains": 1, "num_warmup": 0, "num_draws": 3, "seed": 4}
+    a = bgmm.BayesianGMM(2, **kwargs).fit(X).idata.posterior
+    b = bgmm.BayesianGMM(2, **kwargs).fit(X * scale + shift).idata.posterior
+    np.testing.assert_allclose(b["means"].values, a["means"].values * scale + shift, rtol=1e-6)
+    np.testing.assert_allclose(
+        b["covariance"].values, a["covariance"].values * np.outer(scale, scale), rtol=1e-6
+    )
+    np.testing.assert_allclose(b["weights"].values, a["weights"].values, rtol=1e-6)
+
+
+def test_pointwise_log_likelihood_matches_the_model(small_fit):
+    from bgmm.model import Params, pointwise_log_likelihood
+
+    post = small_fit.idata.posterior
+    params = Params(*(post[v].values[1, 7] for v in ("weights", "means", "chol_precision")))
+    y = small_fit.idata.observed_data["y"].values
+    expected = np.asarray(pointwise_log_likelihood(params, y))
+    np.testing.assert_allclose(small_fit.idata.log_likelihood["y"].values[1, 7], expected)
+
+
+def test_netcdf_round_trip(small_fit, tmp_path):
+    path = small_fit.save(tmp_path / "run" / "posterior.nc")
+    loaded = load_inference_data(path)
+    np.testing.assert_array_equal(
+        loaded.posterior["means"].values, small_fit.idata.posterior["means"].values
+    )
+    assert loaded.posterior.attrs["target"] == "correct"
+    assert not list(tmp_path.joinpath("run").glob(".*.tmp"))
+
+
+def test_json_record_has_the_documented_keys(small_fit):
+    record = small_fit.to_dict()
+    for key in (
+        "sampler", "target", "num_chains", "num_draws", "acceptance_rate", "weights_mean",
+        "means_mean", "chol_precision_mean", "covariance_mean", "rhat_max", "ess_bulk_min",
+        "divergences", "compile_seconds", "sampling_seconds", "total_seconds",
+    ):  # fmt: skip
+        assert key in record, key
+    assert np.shape(record["chol_precision_mean"]) == (2, 2, 2)
+
+
+def test_float32_runs_and_agrees_with_float64():
+    kwargs = {"num_chains": 2, "num_warmup": 300, "num_draws": 300, "seed": 3}
+    r32 = bgmm.demo(dtype="float32", **kwargs)
+    r64 = bgmm.demo(dtype="float64", **kwargs)
+    assert r32.settings["dtype"] == "float32"
+    assert r32.summary["divergences"] == 0
+    # Same posterior: weights within a few posterior sds/sqrt(ESS) of each other.
+    w32, w64 = np.array(r32.summary["weights_mean"]), np.array(r64.summary["weights_mean"])
+    assert np.all(np.abs(w32 - w64) < 0.05)
+
+
+def test_initial_values_are_used_in_data_units():
+    X = _two_clusters()
+    initial = bgmm.Params(
+        np.array([0.5, 0.5]),
+        np.array([[100.0, 0.0], [110.0, 5.0]]),
+        np.stack([np.diag([1.0, 2.0])] * 2),
+    )
+    result = bgmm.BayesianGMM(2, num_chains=1, num_warmup=0, num_draws=2, relabel="none").fit(
+        X, initial=initial
+    )
+    first = result.idata.posterior["means"].values[0, 0]
+    np.testing.assert_allclose(first, initial.means, atol=0.5)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"n_components": 0}, "n_components"),
+        ({"n_components": 2.5}, "n_components"),
+        ({"priors": "flat"}, "priors"),
+        ({"n_components": 4, "priors": "tutorial"}, "tutorial priors"),
+        ({"target": "wrong"}, "target"),
+        ({"adaptation": "magic"}, "adaptation"),
+        ({"dtype": "float16"}, "dtype"),
+        ({"num_chains": 0}, "num_chains"),
+        ({"num_draws": 1}, "num_draws"),
+        ({"step_size": -1.0}, "step_size"),
+        ({"relabel": "sorted"}, "relabel"),
+    ],
+)
+def test_bad_arguments_are_refused(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        bgmm.BayesianGMM(**kwargs)
+
+
+def test_bad_data_is_refused():
+    model = bgmm.BayesianGMM(3)
+    with pytest.raises(ValueError, match="non-finite"):
+        model.fit(np.array([[1.0, np.nan], [2.0, 3.0], [4.0, 5.0]]))
+    with pytest.raises(DataError, match="2 rows but 3 components"):
+        model.fit(np.ones((2, 2)))
+    with pytest.raises(ValueError, match="feature names"):
+        model.fit(np.random.default_rng(0).standard_normal((5, 2)), feature_names=["a"])
