@@ -49,7 +49,7 @@ def test_relabelling_makes_label_swapped_chains_agree():
 @pytest.mark.parametrize("shape", [(1, 5, 4, 3), (2, 3, 1, 2)])
 def test_apply_and_undo_are_inverse(shape):
     rng = np.random.default_rng(2)
-    values = rng.standard_normal(shape + (2,))
+    values = rng.standard_normal((*shape, 2))
     c, s, k = shape[:3]
     perms = np.stack([[rng.permutation(k) for _ in range(s)] for _ in range(c)])
     np.testing.assert_array_equal(
