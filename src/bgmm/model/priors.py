@@ -113,13 +113,15 @@ def validate_priors(priors: Priors) -> None:
         raise ValueError("concentration must be positive and finite")
     if m0.ndim != 2 or m0.shape[0] != alpha.size:
         raise ValueError(f"mean_loc must have shape (K, D) = ({alpha.size}, D)")
+    if not np.all(np.isfinite(m0)):
+        raise ValueError("mean_loc must be finite")
     d = m0.shape[1]
     if not np.isfinite(priors.mean_scale) or priors.mean_scale <= 0:
         raise ValueError("mean_scale must be positive")
-    if not priors.wishart_df > d - 1:
+    if not (np.isfinite(priors.wishart_df) and priors.wishart_df > d - 1):
         raise ValueError(f"wishart_df must exceed D - 1 = {d - 1}")
-    if scale.shape != (d, d) or not np.allclose(scale, scale.T):
-        raise ValueError(f"wishart_scale must be a symmetric ({d}, {d}) matrix")
+    if scale.shape != (d, d) or not np.all(np.isfinite(scale)) or not np.allclose(scale, scale.T):
+        raise ValueError(f"wishart_scale must be a finite symmetric ({d}, {d}) matrix")
     if np.any(np.linalg.eigvalsh(scale) <= 0):
         raise ValueError("wishart_scale must be positive definite")
 

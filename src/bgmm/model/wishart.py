@@ -58,6 +58,7 @@ def wishart_log_prob_cholesky(
     precision = chol @ jnp.swapaxes(chol, -1, -2)
     trace = jnp.sum(scale_inv * precision, axis=(-2, -1))
     log_norm = 0.5 * df * d * _LOG_2 + 0.5 * df * scale_log_det + multigammaln(0.5 * df, d)
+    log_norm = jnp.asarray(log_norm, chol.dtype)  # a float64 constant must not promote float32
     log_prob = 0.5 * (df - d - 1) * log_det_t - 0.5 * trace - log_norm
     if include_jacobian:
         log_prob = log_prob + cholesky_jacobian_log_det(chol)
