@@ -33,11 +33,17 @@ def test_draw_shapes_and_stats():
     assert d["chol_precision"].shape == (2, 40, 3, 2, 2)
     for name in ("lp", "lp_target", "acceptance_rate", "diverging", "energy", "n_steps"):
         assert d[name].shape == (2, 40), name
-    assert np.all(d["n_steps"] == 4)
+    # Jittered path length: uniform on 1 .. 2 * 4 - 1 leapfrog steps.
+    assert d["n_steps"].min() >= 1 and d["n_steps"].max() <= 7
+    assert len(np.unique(d["n_steps"])) > 1
     np.testing.assert_allclose(d["weights"].sum(-1), 1.0, rtol=1e-12)
     assert np.all(np.triu(d["chol_precision"], 1) == 0)
     assert run.tuning.inverse_mass_matrix.shape == (2, 2 + 6 + 9)
     assert run.compile_seconds > 0 and run.sampling_seconds > 0
+
+
+def test_tutorial_rule_keeps_a_fixed_path_length():
+    assert np.all(_run(adaptation="tutorial", num_chains=1).draws["n_steps"] == 4)
 
 
 @pytest.mark.parametrize("adaptation", ["window", "tutorial"])

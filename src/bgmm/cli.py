@@ -140,8 +140,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"bgmm {version('bgmm')}")
             return 0
         if args.command is None:
-            parser.print_help(sys.stderr)
-            return EXIT_USAGE
+            raise UsageError("missing command: demo, fit or summary (see bgmm --help)")
         return {"demo": _demo, "fit": _fit, "summary": _summary}[args.command](args)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -221,6 +220,8 @@ def _summary(args) -> int:
     from bgmm.results import format_summary, load_inference_data, summarize, to_json
 
     path = Path(args.path)
+    if path.is_dir():
+        raise UsageError(f"{path}: is a directory, not a posterior.nc file")
     if not path.is_file():
         raise UsageError(f"{path}: no such file")
     try:

@@ -158,6 +158,12 @@ def _flat_parameters(posterior) -> tuple[np.ndarray, list[str]]:
     return np.stack(columns, axis=-1), names
 
 
+def _finite_extreme(fn, values: np.ndarray) -> float:
+    """max/min over the finite values; NaN when there are none (too few draws)."""
+    finite = values[np.isfinite(values)]
+    return float(fn(finite)) if finite.size else float("nan")
+
+
 def summarize(idata) -> dict[str, Any]:
     """Posterior means and sds, R-hat, bulk and tail ESS, divergences and warnings.
 
@@ -197,9 +203,9 @@ def summarize(idata) -> dict[str, Any]:
     acceptance = (
         float(np.mean(stats["acceptance_rate"].values)) if "acceptance_rate" in stats else None
     )
-    rhat_max = float(np.nanmax(rhat)) if np.any(np.isfinite(rhat)) else float("nan")
-    ess_bulk_min = float(np.nanmin(ess_bulk))
-    ess_tail_min = float(np.nanmin(ess_tail))
+    rhat_max = _finite_extreme(np.max, rhat)
+    ess_bulk_min = _finite_extreme(np.min, ess_bulk)
+    ess_tail_min = _finite_extreme(np.min, ess_tail)
     warnings = []
     bad_rhat = [n for n, r in zip(names, rhat, strict=True) if not r <= RHAT_LIMIT]
     if bad_rhat:

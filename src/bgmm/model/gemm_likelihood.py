@@ -1,0 +1,114 @@
+"""The mixture log-likelihood as two matrix products (design.md section 1.4).
+
+With features phi_i = [1, y_i, y_ij y_il (j <= l)] every log joint a_ik is linear in a
+per-component weight vector w_k built from (theta_k, mu_k, L_k):
+
+    a_ik = c_k + y_i' P_k mu_k - 0.5 y_i' P_k y_i,   P_k = L_k L_k',
+    c_k  = log theta_k + sum_j log L_k,jj - (D/2) log 2 pi - 0.5 mu_k' P_k mu_k,
+
+so the logits are one GEMM, A = Phi W' (N x F by F x K), and the gradient of
+sum_i logsumexp_k a_ik with respect to W is another, R' Phi with R = softmax(A) (the
+responsibility-weighted sufficient statistics). The hand-written VJP below keeps autodiff
+from storing and re-reading the N x K intermediates it would otherwise keep; the small map
+from the parameters to W is differentiated by JAX. The features are built once per data set,
+around the data's mean, because the expanded quadratic loses precision when |y| is large
+compared with the spread.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.scipy.special import logsumexp
+
+from bgmm.model.transforms import Params
+
+__all__ = ["Features", "gemm_log_likelihood", "make_features", "num_features_of"]
+
+_LOG_2PI = 1.8378770664093453
+
+
+class Features(NamedTuple):
+    """Per-observation features for the GEMM form.
+
+    Attributes
+    ----------
+    phi : array, shape (N, F), F = 1 + D + D (D + 1) / 2
+    center : array, shape (D,)
+        The point the features were built around (the data's mean).
+    """
+
+    phi: jax.Array
+    center: jax.Array
+
+
+def num_features_of(num_dims: int) -> int:
+    """F for D dimensions."""
+    return 1 + num_dims + num_dims * (num_dims + 1) // 2
+
+
+def make_features(data, dtype=jnp.float64) -> Features:
+    """Features of ``data`` (N, D), built once per run in ``dtype``."""
+    data = np.asarray(data, dtype=np.float64)
+    n, d = data.shape
+    center = data.mean(axis=0) if n else np.zeros(d)
+    y = data - center
+    rows, cols = np.triu_indices(d)
+    phi = np.concatenate([np.ones((n, 1)), y, y[:, rows] * y[:, cols]], axis=1)
+    return Features(jnp.asarray(phi, dtype), jnp.asarray(center, dtype))
+
+
+def _component_weights(params: Params, center: jax.Array) -> jax.Array:
+    """W (K, F): a_ik = phi_i . w_k for the features built around ``center``."""
+    d = params.means.shape[-1]
+    chol = params.chol_precision
+    precision = chol @ jnp.swapaxes(chol, -1, -2)
+    mu = params.means - center
+    p_mu = jnp.einsum("kde,ke->kd", precision, mu)
+    log_det = jnp.sum(jnp.log(jnp.diagonal(chol, axis1=-2, axis2=-1)), axis=-1)
+    const = (
+        jnp.log(params.weights) + log_det - 0.5 * d * _LOG_2PI - 0.5 * jnp.sum(mu * p_mu, axis=-1)
+    )
+    rows, cols = np.triu_indices(d)
+    # y' P y = sum_j P_jj y_j^2 + 2 sum_{j<l} P_jl y_j y_l
+    quad = jnp.where(rows == cols, -0.5, -1.0) * precision[:, rows, cols]
+    return jnp.concatenate([const[:, None], p_mu, quad], axis=1)
+
+
+@jax.custom_vjp
+def _sum_logsumexp(weights: jax.Array, phi: jax.Array) -> jax.Array:
+    return jnp.sum(logsumexp(phi @ weights.T, axis=1))
+
+
+def _sum_logsumexp_fwd(weights, phi):
+    logits = phi @ weights.T
+    lse = logsumexp(logits, axis=1, keepdims=True)
+    responsibilities = jnp.exp(logits - lse)
+    return jnp.sum(lse), (responsibilities, phi)
+
+
+def _sum_logsumexp_bwd(residuals, cotangent):
+    responsibilities, phi = residuals
+    # d/dW sum_i logsumexp_k (phi_i . w_k) = R' Phi: the sufficient statistics.
+    return cotangent * (responsibilities.T @ phi), None
+
+
+_sum_logsumexp.defvjp(_sum_logsumexp_fwd, _sum_logsumexp_bwd)
+
+
+def gemm_log_likelihood(params: Params, features: Features) -> jax.Array:
+    """log p(y | params) by two GEMMs; equal to :func:`bgmm.model.log_likelihood`.
+
+    Parameters
+    ----------
+    params : Params with shapes (K,), (K, D), (K, D, D)
+    features : Features from :func:`make_features`
+
+    Returns
+    -------
+    scalar array
+    """
+    return _sum_logsumexp(_component_weights(params, features.center), features.phi)
