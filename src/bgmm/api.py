@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from bgmm.data import Standardizer, check_num_components
-from bgmm.inference import ADAPTATIONS, SamplerSettings, sample_posterior
+from bgmm.inference import ADAPTATIONS, SAMPLERS, SamplerSettings, sample_posterior
 from bgmm.model.density import TARGETS
 from bgmm.model.likelihood import pointwise_log_likelihood
 from bgmm.model.priors import (
@@ -78,7 +78,7 @@ class FitResult:
 
 
 class BayesianGMM:
-    """Bayesian Gaussian mixture sampled with HMC.
+    """Bayesian Gaussian mixture sampled with HMC or NUTS.
 
     Parameters
     ----------
@@ -90,9 +90,12 @@ class BayesianGMM:
         A :class:`Priors` is used as given, in the units of the data.
     target : "correct" or "tutorial"
         "tutorial" drops the Wishart-on-Cholesky Jacobian, as the TFP tutorial does.
+    sampler : "hmc" or "nuts"
     num_chains, num_warmup, num_draws : int
     num_leapfrog_steps : int
-        Leapfrog steps per HMC transition.
+        HMC: mean leapfrog steps per transition (jittered, except with the tutorial's rule).
+    max_tree_depth : int
+        NUTS: at most 2**max_tree_depth leapfrog steps per transition.
     step_size : float
         Initial step size.
     adaptation : "window" or "tutorial"
@@ -115,10 +118,12 @@ class BayesianGMM:
         *,
         priors: str | Priors = "default",
         target: str = "correct",
+        sampler: str = "hmc",
         num_chains: int = 4,
         num_warmup: int = 1000,
         num_draws: int = 1000,
         num_leapfrog_steps: int = 32,
+        max_tree_depth: int = 10,
         step_size: float = 0.1,
         adaptation: str = "window",
         chain_method: str = "sequential",
@@ -138,6 +143,12 @@ class BayesianGMM:
             raise ValueError(f"the tutorial priors have 3 components, not {n_components}")
         if target not in TARGETS:
             raise ValueError(f"unknown target {target!r}; expected one of {TARGETS}")
+        if sampler not in SAMPLERS:
+            raise ValueError(f"unknown sampler {sampler!r}; expected one of {SAMPLERS}")
+        if sampler == "nuts" and adaptation == "tutorial":
+            raise ValueError(
+                "the tutorial's step-size rule is for HMC; NUTS uses adaptation='window'"
+            )
         if adaptation not in ADAPTATIONS:
             raise ValueError(f"unknown adaptation {adaptation!r}; expected one of {ADAPTATIONS}")
         if relabel not in ("auto", *RELABEL_METHODS):
@@ -151,6 +162,7 @@ class BayesianGMM:
             ("num_warmup", num_warmup, 0),
             ("num_draws", num_draws, 2),
             ("num_leapfrog_steps", num_leapfrog_steps, 1),
+            ("max_tree_depth", max_tree_depth, 1),
         ):
             if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
                 raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
@@ -166,9 +178,11 @@ class BayesianGMM:
         self.store_log_likelihood = store_log_likelihood
         self.relabel = relabel
         self.sampler_settings = SamplerSettings(
+            sampler=sampler,
             num_warmup=int(num_warmup),
             num_draws=int(num_draws),
             num_leapfrog_steps=int(num_leapfrog_steps),
+            max_tree_depth=int(max_tree_depth),
             step_size=float(step_size),
             adaptation=adaptation,
             num_adaptation_steps=min(TUTORIAL_SAMPLER.num_adaptation_steps, int(num_warmup)),
@@ -273,14 +287,15 @@ class BayesianGMM:
 
         s = self.sampler_settings
         settings = {
-            "sampler": "hmc",
+            "sampler": s.sampler,
             "target": self.target,
             "priors": priors_name,
             "adaptation": s.adaptation,
             "num_chains": self.num_chains,
             "num_warmup": s.num_warmup,
             "num_draws": s.num_draws,
-            "num_leapfrog_steps": s.num_leapfrog_steps,
+            "num_leapfrog_steps": s.num_leapfrog_steps if s.sampler == "hmc" else None,
+            "max_tree_depth": s.max_tree_depth if s.sampler == "nuts" else None,
             "initial_step_size": s.step_size,
             "step_size": float(np.mean(run.tuning.step_size)),
             "chain_method": s.chain_method,
@@ -290,7 +305,9 @@ class BayesianGMM:
             "relabel": relabel,
         }
         # NetCDF attributes have no booleans.
-        attrs = {k: int(v) if isinstance(v, bool) else v for k, v in settings.items()}
+        attrs = {
+            k: int(v) if isinstance(v, bool) else v for k, v in settings.items() if v is not None
+        }
         attrs.update(_versions())
         attrs["priors_json"] = _priors_json(priors)
         if scaler is not None:
@@ -316,6 +333,7 @@ def demo_model(
     seed: int = 0,
     dtype: str = "float64",
     chain_method: str = "sequential",
+    sampler: str = "hmc",
 ) -> BayesianGMM:
     """The model :func:`demo` fits: the tutorial's priors and, for ``target="tutorial"``,
     its sampler configuration."""
@@ -326,14 +344,16 @@ def demo_model(
             "num_warmup": t.num_burnin,
             "num_draws": t.num_draws,
         }
-        sampler = {
+        if sampler != "hmc":
+            raise ValueError("the tutorial's configuration is HMC; use --target correct for NUTS")
+        sampler_options = {
             "num_leapfrog_steps": t.num_leapfrog_steps,
             "step_size": t.step_size,
             "adaptation": "tutorial",
         }
     else:
         defaults = {"num_chains": 4, "num_warmup": 500, "num_draws": 1000}
-        sampler = {}
+        sampler_options = {"sampler": sampler}
     return BayesianGMM(
         3,
         priors="tutorial",
@@ -344,7 +364,7 @@ def demo_model(
         chain_method=chain_method,
         dtype=dtype,
         seed=seed,
-        **sampler,
+        **sampler_options,
     )
 
 

@@ -57,6 +57,9 @@ def _features(text: str) -> tuple[str, str]:
 
 
 def _add_run_options(parser: argparse.ArgumentParser, out_default: str) -> None:
+    parser.add_argument(
+        "--sampler", choices=("hmc", "nuts"), default="hmc", help="MCMC kernel (default hmc)"
+    )
     parser.add_argument("--chains", type=_positive_int, help="number of chains")
     parser.add_argument("--draws", type=_positive_int, help="kept draws per chain")
     parser.add_argument("--warmup", type=_count, help="warm-up (burn-in) steps per chain")
@@ -174,6 +177,7 @@ def _demo(args) -> int:
             seed=args.seed,
             dtype=args.dtype,
             chain_method=args.chain_method,
+            sampler=args.sampler,
             progress=_progress(args),
         )
     )
@@ -204,6 +208,7 @@ def _fit(args) -> int:
             num_chains=args.chains if args.chains is not None else 4,
             num_warmup=args.warmup if args.warmup is not None else 1000,
             num_draws=args.draws if args.draws is not None else 1000,
+            sampler=args.sampler,
             num_leapfrog_steps=args.leapfrog_steps,
             adaptation=args.adaptation,
             chain_method=args.chain_method,

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from bgmm.model.density import Target, make_logdensity
+from bgmm.model.density import Target, log_prior, make_logdensity
 from bgmm.model.priors import Priors
 from bgmm.model.transforms import (
     Params,
@@ -22,22 +22,28 @@ from bgmm.model.transforms import (
 )
 from bgmm.samplers.adaptation import tutorial_step_size_rule, window_adaptation
 from bgmm.samplers.hmc import Tuning, build_hmc_step, init_hmc
+from bgmm.samplers.nuts import build_nuts_step
 from bgmm.samplers.runner import ChainMethod, Kernel, RunOutput, run_chains
 
-__all__ = ["ADAPTATIONS", "SamplerSettings", "sample_posterior"]
+__all__ = ["ADAPTATIONS", "SAMPLERS", "SamplerSettings", "sample_posterior"]
 
 Adaptation = Literal["window", "tutorial"]
 ADAPTATIONS: tuple[str, ...] = ("window", "tutorial")
+Sampler = Literal["hmc", "nuts"]
+SAMPLERS: tuple[str, ...] = ("hmc", "nuts")
 
 
 class SamplerSettings(NamedTuple):
-    """How to run HMC.
+    """How to run the sampler.
 
     Attributes
     ----------
+    sampler : "hmc" or "nuts"
     num_warmup, num_draws : int
     num_leapfrog_steps : int
-        Leapfrog steps per HMC transition (fixed path length in step units).
+        HMC: mean leapfrog steps per transition (exact with the tutorial's rule).
+    max_tree_depth : int
+        NUTS: at most 2**max_tree_depth leapfrog steps per transition.
     step_size : float
         Initial step size (the tutorial's rule keeps adapting it from here).
     adaptation : "window" (dual averaging + diagonal mass matrix) or "tutorial"
@@ -48,9 +54,11 @@ class SamplerSettings(NamedTuple):
     chain_method : "sequential" or "vectorized"
     """
 
+    sampler: Sampler = "hmc"
     num_warmup: int = 1000
     num_draws: int = 1000
     num_leapfrog_steps: int = 32
+    max_tree_depth: int = 10
     step_size: float = 0.1
     adaptation: Adaptation = "window"
     num_adaptation_steps: int = 400
@@ -69,7 +77,7 @@ def sample_posterior(
     progress: bool = False,
     max_chunks: int = 20,
 ) -> RunOutput:
-    """Run HMC chains on the posterior of the mixture.
+    """Run HMC or NUTS chains on the posterior of the mixture.
 
     Parameters
     ----------
@@ -88,25 +96,37 @@ def sample_posterior(
     -------
     RunOutput
         draws: ``weights`` (C, S, K), ``means`` (C, S, K, D), ``chol_precision``
-        (C, S, K, D, D), ``lp`` (log joint), ``lp_target`` (the sampler's unconstrained
-        log density), ``acceptance_rate``, ``diverging``, ``energy``, ``n_steps``,
-        ``step_size``, all (C, S, ...).
+        (C, S, K, D, D), ``lp`` (log joint), ``data_log_likelihood`` (its data term),
+        ``lp_target`` (the sampler's unconstrained log density), ``acceptance_rate``,
+        ``diverging``, ``energy``, ``n_steps``, ``step_size`` and for NUTS ``tree_depth``,
+        all (C, S, ...).
     """
     num_features = priors.num_features
     data = jnp.asarray(data, dtype)
-    logdensity = make_logdensity(data, priors.astype(dtype), target)
-    # The tutorial's rule reproduces the tutorial: fixed path length. Otherwise jitter it.
-    step = build_hmc_step(
-        logdensity, settings.num_leapfrog_steps, jitter_steps=settings.adaptation != "tutorial"
-    )
+    priors = priors.astype(dtype)
+    logdensity = make_logdensity(data, priors, target)
+    if settings.sampler == "nuts":
+        step = build_nuts_step(logdensity, settings.max_tree_depth)
+    elif settings.sampler == "hmc":
+        # The tutorial's rule reproduces the tutorial: fixed path length. Otherwise jitter it.
+        step = build_hmc_step(
+            logdensity, settings.num_leapfrog_steps, jitter_steps=settings.adaptation != "tutorial"
+        )
+    else:
+        raise ValueError(f"unknown sampler {settings.sampler!r}; expected one of {SAMPLERS}")
 
     def record(state, info, tuning):
         params = to_constrained(state.position, num_features)
-        return {
+        log_joint = state.logdensity - unconstrained_log_det_jacobian(state.position, num_features)
+        extra = {}
+        if settings.sampler == "nuts":
+            extra["tree_depth"] = info.num_trajectory_expansions
+        return extra | {
             "weights": params.weights,
             "means": params.means,
             "chol_precision": params.chol_precision,
-            "lp": state.logdensity - unconstrained_log_det_jacobian(state.position, num_features),
+            "lp": log_joint,
+            "data_log_likelihood": log_joint - log_prior(params, priors, target),
             "lp_target": state.logdensity,
             "acceptance_rate": info.acceptance_rate,
             "diverging": info.is_divergent,

@@ -39,7 +39,8 @@ def build_inference_data(
     draws : dict
         ``weights`` (C, S, K), ``means`` (C, S, K, D), ``chol_precision`` (C, S, K, D, D),
         ``lp`` (C, S), all in data units; the sample statistics ``acceptance_rate``,
-        ``step_size``, ``n_steps``, ``diverging``, ``energy``, ``lp_target`` (C, S); and,
+        ``step_size``, ``n_steps``, ``diverging``, ``energy``, ``lp_target``,
+        ``data_log_likelihood`` and for NUTS ``tree_depth`` (C, S); and,
         after relabelling, ``label_permutation`` (C, S, K): the raw component that got
         each label.
     data : array, shape (N, D), in data units
@@ -69,6 +70,8 @@ def build_inference_data(
         "n_steps",
         "diverging",
         "energy",
+        "tree_depth",
+        "data_log_likelihood",
         "label_permutation",
     )
     sample_stats = {name: draws[name] for name in stat_names if name in draws}
