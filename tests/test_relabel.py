@@ -3,7 +3,14 @@
 import numpy as np
 import pytest
 
-from bgmm.relabel import apply_permutations, pivot_permutations, undo_permutations
+from bgmm.relabel import (
+    RELABEL_METHODS,
+    apply_permutations,
+    classification_probabilities,
+    pivot_permutations,
+    stephens_permutations,
+    undo_permutations,
+)
 
 
 def _well_separated_draws(rng, c=2, s=300, k=3, d=2):
@@ -55,3 +62,115 @@ def test_apply_and_undo_are_inverse(shape):
     np.testing.assert_array_equal(
         undo_permutations(apply_permutations(values, perms), perms), values
     )
+
+
+def _random_permutations(rng, c, s, k):
+    return np.stack([[rng.permutation(k) for _ in range(s)] for _ in range(c)])
+
+
+def _relabel_responsibilities(p, perms):
+    """apply_permutations for (C, S, N, K): the component is on axis 3."""
+    return np.moveaxis(apply_permutations(np.moveaxis(p, 3, 2), perms), 2, 3)
+
+
+def _clustered_responsibilities(rng, c=3, s=200, n=60, k=3):
+    """Draws of p_ik with clear clusters: observation i belongs mostly to component i % k."""
+    truth = np.arange(n) % k
+    logits = 3.0 * np.eye(k)[truth] + 0.7 * rng.standard_normal((c, s, n, k))
+    p = np.exp(logits)
+    return p / p.sum(axis=-1, keepdims=True)
+
+
+def _data_near(rng, centres, per_cluster=30):
+    return np.concatenate([ctr + 0.5 * rng.standard_normal((per_cluster, 2)) for ctr in centres])
+
+
+def test_stephens_recovers_known_permutations():
+    rng = np.random.default_rng(3)
+    p = _clustered_responsibilities(rng)
+    c, s, _, k = p.shape
+    params = rng.standard_normal((c, s, k, 2))  # stands for any per-component array
+    scramble = _random_permutations(rng, c, s, k)
+    scramble[0, 0] = np.arange(k)
+    mixed_p = _relabel_responsibilities(p, scramble)
+    mixed_params = apply_permutations(params, scramble)
+    perms = stephens_permutations(mixed_p)
+    # Labels are recovered up to one global permutation, read off draw (0, 0) (unscrambled).
+    glob = np.broadcast_to(perms[0, 0], perms.shape)
+    np.testing.assert_array_equal(
+        _relabel_responsibilities(mixed_p, perms), _relabel_responsibilities(p, glob)
+    )
+    np.testing.assert_array_equal(
+        apply_permutations(mixed_params, perms), apply_permutations(params, glob)
+    )
+    # Started from the answer, it stays there.
+    exact = np.argsort(scramble, axis=-1)
+    np.testing.assert_array_equal(stephens_permutations(mixed_p, initial=exact), exact)
+
+
+def test_classification_probabilities_match_scipy():
+    from scipy.stats import multivariate_normal
+
+    rng = np.random.default_rng(4)
+    weights, means, chol, _ = _well_separated_draws(rng, c=2, s=3)
+    data = _data_near(rng, means[0, 0], per_cluster=4)
+    p = classification_probabilities(data, weights, means, chol)
+    assert p.shape == (2, 3, 12, 3)
+    cov = np.linalg.inv(chol @ np.swapaxes(chol, -1, -2))
+    for c, s in np.ndindex(2, 3):
+        dens = np.stack(
+            [
+                weights[c, s, j] * multivariate_normal(means[c, s, j], cov[c, s, j]).pdf(data)
+                for j in range(3)
+            ],
+            axis=-1,
+        )
+        np.testing.assert_allclose(p[c, s], dens / dens.sum(-1, keepdims=True), atol=1e-12)
+
+
+def test_pivot_and_stephens_agree_on_well_separated_draws():
+    rng = np.random.default_rng(5)
+    weights, means, chol, lp = _well_separated_draws(rng, c=2, s=200)
+    data = _data_near(rng, np.array([[0.0, 0.0], [4.0, 0.0], [0.0, 4.0]]))
+    scramble = _random_permutations(rng, *weights.shape)
+    mixed = [apply_permutations(a, scramble) for a in (weights, means, chol)]
+    p = classification_probabilities(data, *mixed)
+    pivot = pivot_permutations(mixed[1], mixed[2], lp)
+    stephens = stephens_permutations(p)
+    # The same labelling up to one global permutation g: stephens[c, s] = pivot[c, s][g].
+    glob = np.argsort(pivot[0, 0])[stephens[0, 0]]
+    np.testing.assert_array_equal(stephens, pivot[:, :, glob])
+    # Started from the pivot's labelling, Stephens keeps it.
+    np.testing.assert_array_equal(stephens_permutations(p, initial=pivot), pivot)
+
+
+def test_stephens_makes_label_swapped_chains_agree():
+    import arviz as az
+
+    rng = np.random.default_rng(6)
+    weights, means, chol, _ = _well_separated_draws(rng)
+    data = _data_near(rng, np.array([[0.0, 0.0], [4.0, 0.0], [0.0, 4.0]]))
+    swapped = np.broadcast_to(np.array([[0, 1, 2], [2, 0, 1]])[:, None, :], weights.shape)
+    mixed = [apply_permutations(a, swapped) for a in (weights, means, chol)]
+    before = float(np.max(az.rhat(mixed[0][..., 0])))
+    perms = stephens_permutations(classification_probabilities(data, *mixed))
+    after = float(np.max([az.rhat(apply_permutations(mixed[0], perms)[..., j]) for j in range(3)]))
+    assert before > 1.1
+    assert after <= 1.01
+
+
+def test_stephens_edge_cases_and_validation():
+    rng = np.random.default_rng(7)
+    one = np.ones((2, 3, 5, 1))
+    np.testing.assert_array_equal(stephens_permutations(one), np.zeros((2, 3, 1), dtype=int))
+    p = _clustered_responsibilities(rng, c=1, s=4, n=6)
+    with pytest.raises(ValueError, match="shape"):
+        stephens_permutations(p[0])
+    with pytest.raises(ValueError, match="shape"):
+        stephens_permutations(p, initial=np.zeros((1, 4, 2), dtype=int))
+    with pytest.raises(ValueError, match="permutation"):
+        stephens_permutations(p, initial=np.zeros((1, 4, 3), dtype=int))
+    # Zeros in p (and so possibly in q) stay finite.
+    hard = np.eye(3)[np.arange(6) % 3][None, None].repeat(4, axis=1)
+    assert np.array_equal(stephens_permutations(hard), np.broadcast_to(np.arange(3), (1, 4, 3)))
+    assert RELABEL_METHODS == ("none", "pivot", "stephens")

@@ -3,17 +3,39 @@
 Pivot matching (Marin, Mengersen and Robert 2005): the pivot is the draw of highest
 posterior density; every draw's components are assigned to the pivot's by the Hungarian
 algorithm on the Kullback-Leibler divergence between the pivot's and the draw's Gaussian
-components. No library ships this for mixtures, so it is written here (numpy + scipy).
+components.
+
+Stephens' algorithm (Stephens 2000, JRSS B 62, 795-809): every draw's classification
+probabilities p_ik are permuted to minimise the total Kullback-Leibler divergence from their
+mean over draws, alternating between that mean and the permutations until no permutation
+changes.
+
+No Python library ships these for mixtures, so they are written here (numpy + scipy).
+All functions use one convention: ``perm[c, s, k]`` is the raw component of draw (c, s) that
+gets label k, and :func:`apply_permutations` relabels any array with the component on axis 2.
 """
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from scipy.optimize import linear_sum_assignment
+from scipy.special import logsumexp, xlogy
 
-__all__ = ["RELABEL_METHODS", "apply_permutations", "pivot_permutations", "undo_permutations"]
+__all__ = [
+    "RELABEL_METHODS",
+    "apply_permutations",
+    "classification_probabilities",
+    "pivot_permutations",
+    "stephens_permutations",
+    "undo_permutations",
+]
 
-RELABEL_METHODS = ("none", "pivot")
+RELABEL_METHODS = ("none", "pivot", "stephens")
+
+_TINY = 1e-300  # floor for q before its log: p log(p / q) stays finite when q underflows
+_CHUNK = 256  # draws per block when a (draws, N, K) temporary is needed
 
 
 def _kl_costs(
@@ -73,3 +95,154 @@ def apply_permutations(values: np.ndarray, perms: np.ndarray) -> np.ndarray:
 def undo_permutations(values: np.ndarray, perms: np.ndarray) -> np.ndarray:
     """The raw draws back from relabelled ones: the inverse of :func:`apply_permutations`."""
     return apply_permutations(values, np.argsort(perms, axis=-1))
+
+
+def classification_probabilities(
+    data: np.ndarray, weights: np.ndarray, means: np.ndarray, chol_precision: np.ndarray
+) -> np.ndarray:
+    """Posterior probability that each observation belongs to each component, per draw.
+
+    ``p[c, s, i, k] = theta_k N(y_i | mu_k, (L_k L_k')^-1) / sum_j theta_j N(y_i | ...)``
+    under the parameters of draw (c, s): the input of :func:`stephens_permutations`.
+
+    Parameters
+    ----------
+    data : array, shape (N, D)
+        Observations in the same units as ``means``; for large N pass a subsample.
+    weights : array, shape (C, S, K)
+    means : array, shape (C, S, K, D)
+    chol_precision : array, shape (C, S, K, D, D)
+        Lower Cholesky factors L_k of the precisions.
+
+    Returns
+    -------
+    array, shape (C, S, N, K)
+        Rows sum to one. Memory is C*S*N*K floats, plus a (S, N, K, D) temporary per chain.
+    """
+    data = np.asarray(data, dtype=np.float64)
+    weights = np.asarray(weights, dtype=np.float64)
+    means = np.asarray(means, dtype=np.float64)
+    chol_precision = np.asarray(chol_precision, dtype=np.float64)
+    c, s, k, d = means.shape
+    n = data.shape[0]
+    out = np.empty((c, s, n, k))
+    log_det = np.sum(np.log(np.diagonal(chol_precision, axis1=-2, axis2=-1)), axis=-1)
+    with np.errstate(divide="ignore"):  # a weight of exactly zero gives probability zero
+        log_const = np.log(weights) + log_det - 0.5 * d * np.log(2.0 * np.pi)  # (C, S, K)
+    for chain in range(c):
+        # z = L' (y - mu) as a row vector: (y - mu)' L, for every draw, observation, component
+        z = (
+            np.einsum("nd,skde->snke", data, chol_precision[chain])
+            - np.einsum("skd,skde->ske", means[chain], chol_precision[chain])[:, None]
+        )
+        logits = log_const[chain][:, None, :] - 0.5 * np.sum(z**2, axis=-1)  # (S, N, K)
+        out[chain] = np.exp(logits - logsumexp(logits, axis=-1, keepdims=True))
+    return out
+
+
+def _one_hot(perms: np.ndarray, k: int) -> np.ndarray:
+    """Permutation matrices, shape (M, K, K): ``pi[m, perms[m, l], l] = 1``."""
+    m = perms.shape[0]
+    pi = np.zeros((m, k, k))
+    pi[np.arange(m)[:, None], perms, np.arange(k)[None, :]] = 1.0
+    return pi
+
+
+def _check_permutations(perms: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    perms = np.asarray(perms)
+    if perms.shape != shape:
+        raise ValueError(f"initial permutations have shape {perms.shape}; expected {shape}")
+    if not np.array_equal(np.sort(perms, axis=-1), np.broadcast_to(np.arange(shape[-1]), shape)):
+        raise ValueError("every initial[c, s] must be a permutation of 0..K-1")
+    return perms.astype(np.int64)
+
+
+def stephens_permutations(
+    responsibilities: np.ndarray, initial: np.ndarray | None = None, max_iterations: int = 100
+) -> np.ndarray:
+    """Stephens' Kullback-Leibler relabelling of the draws' classification probabilities.
+
+    Alternates two steps (Stephens 2000, algorithm 2):
+
+    1. ``Q = mean over draws of P[c, s][:, perm[c, s]]``, shape (N, K);
+    2. for every draw, the permutation minimising
+       ``sum_i sum_k p_i,perm(k) log(p_i,perm(k) / q_ik)``, a linear assignment with
+       ``cost[k, j] = sum_i p_ij (log p_ij - log q_ik)``, solved by the Hungarian algorithm,
+
+    until no permutation changes. Each step lowers the total divergence, so it stops at a local
+    minimum. The labels it returns are those of the initial labelling, up to one global
+    permutation: start from pivot permutations (:func:`pivot_permutations`) to keep the
+    pivot's labels and to converge in fewer iterations.
+
+    Parameters
+    ----------
+    responsibilities : array, shape (C, S, N, K)
+        ``p[c, s, i, k]``: the probability that observation i belongs to component k under
+        draw (c, s) (:func:`classification_probabilities`). The whole array is held as
+        float64, C*S*N*K floats (4 chains x 1000 draws x 1000 observations x 5 components
+        is 160 MB): for large N pass a random subsample of the observations, a few hundred
+        are enough to tell the components apart.
+    initial : array of int, shape (C, S, K), optional
+        Starting permutations in the convention of the return value; identity by default.
+    max_iterations : int
+        Stop after this many assignment steps; a ``RuntimeWarning`` says so if the
+        permutations were still changing.
+
+    Returns
+    -------
+    array of int, shape (C, S, K)
+        ``perm[c, s, k]`` is the raw component of draw (c, s) that gets label k, as for
+        :func:`pivot_permutations`; relabel with :func:`apply_permutations`.
+    """
+    p = np.asarray(responsibilities, dtype=np.float64)
+    if p.ndim != 4:
+        raise ValueError(f"responsibilities must have shape (C, S, N, K); got {p.shape}")
+    c, s, n, k = p.shape
+    m = c * s
+    flat = p.reshape(m, n, k)
+    if initial is None:
+        perms = np.broadcast_to(np.arange(k), (m, k)).copy()
+    else:
+        perms = _check_permutations(initial, (c, s, k)).reshape(m, k).copy()
+    if m == 0 or k == 1:
+        return perms.reshape(c, s, k)
+    # sum_i p_ij log p_ij (0 log 0 = 0): constant over permutations, kept so cost is a KL.
+    entropy = np.concatenate(
+        [np.sum(xlogy(b, b), axis=1) for b in np.array_split(flat, -(-m // _CHUNK))]
+    )  # (M, K) indexed [m, j]
+    converged = False
+    for _ in range(max_iterations):
+        pi = _one_hot(perms, k)
+        q = np.zeros((n, k))
+        for start in range(0, m, _CHUNK):
+            block = slice(start, start + _CHUNK)
+            q += np.matmul(flat[block], pi[block]).sum(axis=0)  # the einsum "mij,mjk->ik"
+        log_q = np.log(np.maximum(q / m, _TINY))
+        # cost[m, k, j] = entropy[m, j] - sum_i p_mij log q_ik (a batched matmul: the einsum
+        # "mij,ik->mkj" without a (M, N, K) temporary)
+        cross = np.matmul(np.swapaxes(flat, 1, 2), log_q)  # (M, K, K) indexed [m, j, k]
+        cost = entropy[:, None, :] - np.swapaxes(cross, 1, 2)
+        new = np.empty_like(perms)
+        for draw in range(m):
+            rows, cols = linear_sum_assignment(cost[draw])
+            new[draw, rows] = cols
+        # Keep a draw's permutation on exact ties so the iteration cannot cycle between them.
+        same_cost = np.isclose(
+            np.take_along_axis(cost, new[:, :, None], axis=2).sum(axis=(1, 2)),
+            np.take_along_axis(cost, perms[:, :, None], axis=2).sum(axis=(1, 2)),
+            rtol=1e-12,
+            atol=0.0,
+        )
+        new[same_cost] = perms[same_cost]
+        if np.array_equal(new, perms):
+            converged = True
+            break
+        perms = new
+    if not converged:
+        warnings.warn(
+            f"Stephens relabelling still changed permutations after {max_iterations} "
+            "iterations; raise max_iterations or start from pivot permutations",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return perms.reshape(c, s, k)

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.stats import dirichlet, norm
 
+from bgmm.model.gemm_likelihood import Features, gemm_log_likelihood
 from bgmm.model.likelihood import log_likelihood
 from bgmm.model.priors import Priors
 from bgmm.model.transforms import (
@@ -54,19 +55,27 @@ def log_prior(params: Params, priors: Priors, target: Target = "correct") -> jax
     return lp_weights + lp_means + lp_precision
 
 
-def log_joint(params: Params, data: jax.Array, priors: Priors, target: Target = "correct"):
-    """log p(params) + log p(data | params), a scalar. ``data`` has shape (N, D)."""
+def log_joint(
+    params: Params, data: jax.Array | Features, priors: Priors, target: Target = "correct"
+) -> jax.Array:
+    """log p(params) + log p(data | params), a scalar.
+
+    ``data`` is the (N, D) array (the direct likelihood) or its :class:`Features` (the
+    two-GEMM likelihood); both give the same value.
+    """
+    if isinstance(data, Features):
+        return log_prior(params, priors, target) + gemm_log_likelihood(params, data)
     return log_prior(params, priors, target) + log_likelihood(params, data)
 
 
 def make_logdensity(
-    data: jax.Array, priors: Priors, target: Target = "correct"
+    data: jax.Array | Features, priors: Priors, target: Target = "correct"
 ) -> Callable[[UnconstrainedParams], jax.Array]:
     """The sampler's target: the log joint in the unconstrained space (with its log|J|).
 
     Parameters
     ----------
-    data : array, shape (N, D); N may be 0 for a prior-only run.
+    data : array, shape (N, D), or its Features; N may be 0 for a prior-only run.
     priors : Priors
     target : "correct" or "tutorial"
 

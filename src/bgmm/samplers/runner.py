@@ -72,10 +72,11 @@ def _chunk_size(num_steps: int, max_chunks: int) -> int:
 
 def run_chains(
     rng_key: jax.Array,
-    kernel: Kernel,
+    make_kernel: Callable[[Any], Kernel],
     adaptation: Adaptation | None,
     initial_positions: Any,
     *,
+    data: Any = None,
     num_warmup: int,
     num_draws: int,
     initial_tuning: Tuning,
@@ -88,10 +89,15 @@ def run_chains(
     Parameters
     ----------
     rng_key : PRNG key
-    kernel : Kernel
+    make_kernel : data -> Kernel
+        Builds the kernel inside the compiled functions, from ``data``.
     adaptation : Adaptation or None
         None keeps ``initial_tuning`` throughout (a sampler with nothing to tune).
     initial_positions : pytree, every leaf with leading axis num_chains
+    data : pytree of arrays
+        What the target density depends on. It is an argument of the compiled functions,
+        never a constant baked into them: large constants slow compilation down and are
+        copied into the executable.
     num_warmup, num_draws : int
     initial_tuning : Tuning
         Step size and inverse mass matrix (shape (P,)) that warm-up starts from.
@@ -114,7 +120,8 @@ def run_chains(
     num_steps = num_warmup + num_draws
     chunk = _chunk_size(num_steps, max_chunks)
 
-    def init_chain(position):
+    def init_chain(position, data):
+        kernel = make_kernel(data)
         state = kernel.init(position)
         if adaptation is None:
             return state, initial_tuning
@@ -131,7 +138,9 @@ def run_chains(
 
     # One compiled program serves warm-up and sampling (compiling two costs twice the
     # time, which dominates short runs): the adaptation state freezes after warm-up.
-    def run_steps(carry, chain_key, start):
+    def run_steps(carry, chain_key, start, data):
+        kernel = make_kernel(data)
+
         def body(carry, index):
             state, adapt_state = carry
             is_warmup = index < num_warmup
@@ -154,12 +163,12 @@ def run_chains(
         initial_positions if vectorized else jax.tree.map(lambda a: a[0], initial_positions)
     )
     example_key = chain_keys if vectorized else chain_keys[0]
-    init_fn = jax.jit(batch(init_chain)).lower(example_position).compile()
-    example_carry = init_fn(example_position)
+    init_fn = jax.jit(batch(init_chain, in_axes=(0, None))).lower(example_position, data).compile()
+    example_carry = init_fn(example_position, data)
     start0 = jnp.asarray(0, jnp.int32)
     steps_fn = (
-        jax.jit(batch(run_steps, in_axes=(0, 0, None)))
-        .lower(example_carry, example_key, start0)
+        jax.jit(batch(run_steps, in_axes=(0, 0, None, None)))
+        .lower(example_carry, example_key, start0, data)
         .compile()
     )
     final_fn = jax.jit(batch(lambda a: tuning_of(a, False))).lower(example_carry[1]).compile()
@@ -172,10 +181,10 @@ def run_chains(
     axis = 1 if vectorized else 0
     for group in groups:
         group_size = num_chains if vectorized else 1
-        carry = init_fn(jax.tree.map(lambda a, g=group: a[g], initial_positions))
+        carry = init_fn(jax.tree.map(lambda a, g=group: a[g], initial_positions), data)
         pieces = []
         for start in range(0, num_steps, chunk):
-            carry, records = steps_fn(carry, chain_keys[group], jnp.asarray(start, jnp.int32))
+            carry, records = steps_fn(carry, chain_keys[group], jnp.asarray(start, jnp.int32), data)
             # Keep only the draws after warm-up and before the padded tail of the last chunk.
             first = max(num_warmup - start, 0)
             last = min(chunk, num_steps - start)

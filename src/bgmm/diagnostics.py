@@ -1,0 +1,289 @@
+"""Label-invariant diagnostics and chains that sit in different modes.
+
+Per-component R-hat and ESS mean something only after relabelling (:mod:`bgmm.relabel`).
+Quantities that no relabelling changes (the log joint density, the data log-likelihood, the
+number of occupied components) can be diagnosed on the raw draws, and they tell apart two
+things that per-component R-hat confuses: chains in different labellings of one mode (harmless,
+relabelling fixes it) and chains in different local modes (another clustering of the data,
+which no relabelling fixes).
+
+All functions are pure: numpy arrays of shape (chain, draw, ...) in, dicts and lists out.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "chain_mcse",
+    "detect_component_disagreement",
+    "detect_mode_disagreement",
+    "invariant_diagnostics",
+]
+
+RHAT_LIMIT = 1.01
+
+
+def _arviz_stat(fn, draws: np.ndarray, **kwargs) -> np.ndarray:
+    """ArviZ ``fn`` of every scalar of ``draws`` (chain, draw, P), shape (P,)."""
+    import arviz as az
+    import xarray as xr
+
+    dataset = xr.Dataset({"x": (("chain", "draw", "p"), draws)})
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        return np.asarray(getattr(az, fn)(dataset, **kwargs)["x"].values, dtype=np.float64)
+
+
+def chain_mcse(draws: np.ndarray) -> np.ndarray:
+    """ArviZ's Monte Carlo standard error of each chain's mean, per chain.
+
+    Parameters
+    ----------
+    draws : array, shape (C, S, ...)
+
+    Returns
+    -------
+    array, shape (C, ...)
+        The MCSE of ``draws[c].mean(axis=0)`` for every chain c, from that chain alone
+        (its effective sample size). NaN where ArviZ cannot estimate it (too few draws,
+        non-finite values); zero for a constant chain.
+    """
+    draws = np.asarray(draws, dtype=np.float64)
+    c, s = draws.shape[:2]
+    flat = draws.reshape(c, s, -1)
+    out = [_arviz_stat("mcse", flat[i : i + 1]) for i in range(c)]
+    return np.reshape(out, (c, *draws.shape[2:]))
+
+
+def _z_scores(diff: np.ndarray, se: np.ndarray) -> np.ndarray:
+    """diff / se, with +-inf where se is zero and diff is not, 0 where both are."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = diff / se
+    return np.where((se == 0) & (diff == 0), 0.0, z)
+
+
+def invariant_diagnostics(
+    quantities: dict[str, np.ndarray], rhat_limit: float = RHAT_LIMIT
+) -> dict[str, dict[str, Any]]:
+    """R-hat, ESS, mean and sd of label-invariant scalars.
+
+    These quantities do not depend on the labelling, so their R-hat is meaningful before
+    relabelling: R-hat above the limit for ``lp`` or ``data_log_likelihood`` means the chains
+    have not mixed between modes (or are still moving), whatever relabelling does to the
+    per-component parameters. They cannot show disagreement between chains that sit at modes of
+    the same density and the same number of occupied components.
+
+    Parameters
+    ----------
+    quantities : dict of str to array, shape (C, S)
+        One scalar per draw, e.g. ``lp`` (log joint), ``data_log_likelihood``
+        (log p(y | params)) and ``num_occupied`` (number of occupied components).
+    rhat_limit : float
+        R-hat above this flags the quantity.
+
+    Returns
+    -------
+    dict of str to dict
+        For every quantity: ``mean``, ``sd`` (ddof 1), ``mcse``, ``rhat`` (rank-normalised
+        split R-hat; for one chain, the R-hat of its two halves), ``ess_bulk``, ``ess_tail``
+        (all float, NaN where undefined), ``constant`` (bool: every draw equal; its R-hat, ESS
+        and MCSE are NaN and it is never flagged), ``flagged`` (bool: not constant and R-hat
+        above ``rhat_limit`` or not computable, e.g. non-finite draws or too few of them) and
+        ``message`` (one line when flagged, else None).
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for name, values in quantities.items():
+        x = np.asarray(values, dtype=np.float64)
+        if x.ndim != 2:
+            raise ValueError(f"{name} must have shape (chains, draws); got {x.shape}")
+        c, s = x.shape
+        with np.errstate(all="ignore"):
+            mean = float(np.mean(x)) if x.size else float("nan")
+            sd = float(np.std(x, ddof=1)) if x.size > 1 else float("nan")
+        constant = bool(x.size > 0 and np.all(x == x.flat[0]))
+        nan = float("nan")
+        rhat = ess_bulk = ess_tail = mcse = nan
+        if not constant and x.size:
+            halves = x
+            if c == 1:
+                # ArviZ needs two chains for R-hat; one chain's halves give its split R-hat.
+                half = s // 2
+                halves = np.stack([x[0, :half], x[0, half : 2 * half]])
+            rhat = float(_arviz_stat("rhat", halves[:, :, None])[0])
+            ess_bulk = float(_arviz_stat("ess", x[:, :, None], method="bulk")[0])
+            ess_tail = float(_arviz_stat("ess", x[:, :, None], method="tail")[0])
+            mcse = float(_arviz_stat("mcse", x[:, :, None])[0])
+        flagged = not constant and not rhat <= rhat_limit
+        message = None
+        if flagged:
+            if np.isnan(rhat):
+                message = f"R-hat of {name} could not be computed (non-finite or too few draws)"
+            else:
+                message = (
+                    f"R-hat of {name} is {rhat:.3f} (above {rhat_limit}): the chains disagree "
+                    "on a label-invariant quantity, so they are in different modes or still "
+                    "moving; relabelling cannot fix this: run longer or compare chains"
+                )
+        out[name] = {
+            "mean": mean,
+            "sd": sd,
+            "mcse": mcse,
+            "rhat": rhat,
+            "ess_bulk": ess_bulk,
+            "ess_tail": ess_tail,
+            "constant": constant,
+            "flagged": bool(flagged),
+            "message": message,
+        }
+    return out
+
+
+def _join(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def detect_mode_disagreement(
+    lp: np.ndarray, z_limit: float = 5.0, min_gap: float = 1.0
+) -> dict[str, Any]:
+    """Chains whose mean log density is clearly below the best chain's: other local modes.
+
+    Relabelling moves draws between the K! symmetric copies of a mode, which all have the same
+    density; a chain whose mean log density is lower, beyond Monte Carlo error, is in another
+    mode (e.g. two clusters merged and one component empty or split) and its draws describe
+    another local solution. For each chain c other than the best (highest mean),
+
+        z_c = (mean_best - mean_c) / sqrt(mcse_best^2 + mcse_c^2)
+
+    with ArviZ's per-chain MCSE, and c is flagged when ``z_c > z_limit`` and the gap exceeds
+    ``min_gap`` nats (so that very long chains are not flagged for trivial differences).
+    A chain whose mean log density is not finite is flagged too.
+
+    What it cannot catch: distinct modes of (nearly) equal density, modes no chain visited, and
+    chains that hop between modes (their means blend; R-hat on ``lp`` from
+    :func:`invariant_diagnostics` sees those). Chains still drifting out of warm-up also show as
+    gaps; that is a real problem too, but the message then overstates it as another mode. The
+    MCSE assumes each chain is stationary; strong autocorrelation underestimated by ArviZ makes
+    false flags more likely than the nominal normal tail of ``z_limit``.
+
+    Parameters
+    ----------
+    lp : array, shape (C, S)
+        Log joint density (or any label-invariant log density) of every draw.
+    z_limit : float
+        Flag chains more than this many standard errors below the best chain.
+    min_gap : float
+        ...and at least this many nats below it.
+
+    Returns
+    -------
+    dict
+        ``chain_lp_means`` (list of C float), ``chain_lp_mcse`` (list of C float),
+        ``z_scores`` (list of C float; 0 for the best chain), ``best_chain`` (int),
+        ``chains_in_other_modes`` (sorted list of int) and ``message`` (one line, or None when
+        no chain is flagged).
+    """
+    lp = np.asarray(lp, dtype=np.float64)
+    if lp.ndim != 2:
+        raise ValueError(f"lp must have shape (chains, draws); got {lp.shape}")
+    c = lp.shape[0]
+    with np.errstate(all="ignore"):
+        means = lp.mean(axis=1) if lp.shape[1] else np.full(c, np.nan)
+    mcse = chain_mcse(lp) if lp.shape[1] else np.full(c, np.nan)
+    finite = np.isfinite(means)
+    best = int(np.argmax(np.where(finite, means, -np.inf))) if finite.any() else 0
+    z = np.zeros(c)
+    flagged: list[int] = []
+    if finite.any():
+        gap = means[best] - means
+        with np.errstate(all="ignore"):
+            z = _z_scores(gap, np.sqrt(mcse[best] ** 2 + mcse**2))
+        z[best] = 0.0
+        for chain in range(c):
+            if chain == best:
+                continue
+            if not finite[chain] or (z[chain] > z_limit and gap[chain] > min_gap):
+                flagged.append(chain)
+    message = None
+    if flagged:
+        one = len(flagged) == 1
+        names = ", ".join(str(i) for i in flagged)
+        values = _join([f"{means[i]:.1f}" for i in flagged])
+        message = (
+            f"chain{'' if one else 's'} {names} {'is' if one else 'are'} in a different mode "
+            f"from chain {best} (mean log density {values} vs {means[best]:.1f}): "
+            f"{'its' if one else 'their'} draws describe another local solution; run longer, "
+            "or use more chains and compare"
+        )
+    return {
+        "chain_lp_means": [float(v) for v in means],
+        "chain_lp_mcse": [float(v) for v in mcse],
+        "z_scores": [float(v) for v in z],
+        "best_chain": best,
+        "chains_in_other_modes": flagged,
+        "message": message,
+    }
+
+
+def detect_component_disagreement(means: np.ndarray, z_limit: float = 5.0) -> list[int]:
+    """Chains whose relabelled component means disagree with the other chains'.
+
+    After relabelling, chains that explore the same mode have the same per-component posterior
+    means up to Monte Carlo error. Each chain's mean of every scalar ``means[..., k, d]`` is
+    compared with the pooled mean of the other chains (the average of their chain means),
+
+        z = (mean_c - mean_rest) / sqrt(mcse_c^2 + sum_{c' != c} mcse_c'^2 / (C - 1)^2),
+
+    with ArviZ's per-chain MCSE. The chain with the largest max |z| over components and
+    features is flagged if that exceeds ``z_limit``, then set aside and the comparison repeated
+    among the remaining chains, so one far-off chain does not make the others look off too
+    (the majority defines agreement; a 2-2 split flags the pair that disagrees more). When
+    two chains are left and they disagree, both are flagged: nothing says which one is right.
+
+    What it catches: chains in a different clustering, where relabelling could not align the
+    components (e.g. a cluster split in one chain and merged in another), and chains where
+    relabelling failed. What it cannot: disagreement in other parameters (weights, covariances;
+    pass them through the same function), modes that no chain found, and it assumes equal
+    draws per chain and stationary chains. With K*D scalars per chain and C chains there are
+    about C*K*D tests; under agreement each exceeds |z| > 5 with probability about 6e-7.
+
+    Parameters
+    ----------
+    means : array, shape (C, S, K, D)
+        Relabelled component means (any (C, S, ...) array works).
+    z_limit : float
+
+    Returns
+    -------
+    list of int
+        Indices of the flagged chains, sorted; empty with fewer than two chains.
+    """
+    means = np.asarray(means, dtype=np.float64)
+    c, s = means.shape[:2]
+    if c < 2 or s == 0:
+        return []
+    flat = means.reshape(c, s, -1)
+    chain_means = flat.mean(axis=1)  # (C, P)
+    mcse = chain_mcse(flat)  # (C, P)
+    remaining = list(range(c))
+    flagged: list[int] = []
+    while len(remaining) >= 2:
+        worst = np.full(len(remaining), -np.inf)
+        for pos, chain in enumerate(remaining):
+            rest = [r for r in remaining if r != chain]
+            diff = chain_means[chain] - chain_means[rest].mean(axis=0)
+            var = mcse[chain] ** 2 + np.sum(mcse[rest] ** 2, axis=0) / len(rest) ** 2
+            with np.errstate(invalid="ignore"):
+                z = np.abs(_z_scores(diff, np.sqrt(var)))
+            worst[pos] = np.max(np.where(np.isnan(z), -np.inf, z)) if z.size else -np.inf
+        if not np.max(worst) > z_limit:
+            break
+        if len(remaining) == 2:
+            flagged.extend(remaining)
+            break
+        chain = remaining.pop(int(np.argmax(worst)))
+        flagged.append(chain)
+    return sorted(flagged)
