@@ -174,3 +174,11 @@ def test_stephens_edge_cases_and_validation():
     hard = np.eye(3)[np.arange(6) % 3][None, None].repeat(4, axis=1)
     assert np.array_equal(stephens_permutations(hard), np.broadcast_to(np.arange(3), (1, 4, 3)))
     assert RELABEL_METHODS == ("none", "pivot", "stephens")
+
+
+def test_stephens_warns_when_it_runs_out_of_iterations():
+    rng = np.random.default_rng(8)
+    p = _clustered_responsibilities(rng, c=2, s=50)
+    scramble = _random_permutations(rng, 2, 50, 3)
+    with pytest.warns(RuntimeWarning, match="max_iterations"):
+        stephens_permutations(_relabel_responsibilities(p, scramble), max_iterations=1)

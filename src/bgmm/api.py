@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from bgmm.data import Standardizer, check_num_components
+from bgmm.devices import default_chain_method
 from bgmm.inference import ADAPTATIONS, SAMPLERS, SamplerSettings, sample_posterior
 from bgmm.model.density import TARGETS
 from bgmm.model.likelihood import pointwise_log_likelihood
@@ -25,6 +26,7 @@ from bgmm.model.priors import (
 from bgmm.model.transforms import Params
 from bgmm.relabel import RELABEL_METHODS, apply_permutations, pivot_permutations
 from bgmm.results import build_inference_data, format_summary, summarize
+from bgmm.samplers.runner import CHAIN_METHODS
 from bgmm.starts import kmeans_plus_plus_starts
 from bgmm.tutorial import TUTORIAL_SAMPLER, tutorial_data, tutorial_start
 
@@ -99,7 +101,9 @@ class BayesianGMM:
     step_size : float
         Initial step size.
     adaptation : "window" or "tutorial"
-    chain_method : "sequential" or "vectorized"
+    chain_method : "auto", "sequential", "vectorized" or "parallel"
+        "auto": one chain per CPU core ("parallel") when there are several, vmapped on an
+        accelerator, else one after another (:func:`bgmm.devices.default_chain_method`).
     dtype : "float64" or "float32"
     seed : int
     standardize : bool or None
@@ -126,7 +130,7 @@ class BayesianGMM:
         max_tree_depth: int = 10,
         step_size: float = 0.1,
         adaptation: str = "window",
-        chain_method: str = "sequential",
+        chain_method: str = "auto",
         dtype: str = "float64",
         seed: int = 0,
         standardize: bool | None = None,
@@ -154,6 +158,10 @@ class BayesianGMM:
         if relabel not in ("auto", *RELABEL_METHODS):
             raise ValueError(
                 f"unknown relabel {relabel!r}; expected one of {('auto', *RELABEL_METHODS)}"
+            )
+        if chain_method not in ("auto", *CHAIN_METHODS):
+            raise ValueError(
+                f"unknown chain_method {chain_method!r}; expected one of {('auto', *CHAIN_METHODS)}"
             )
         if dtype not in DTYPES:
             raise ValueError(f"unknown dtype {dtype!r}; expected one of {tuple(DTYPES)}")
@@ -259,12 +267,15 @@ class BayesianGMM:
             starts = _starts_in_model_units(initial, scaler, self.num_chains)
 
         dtype = DTYPES[self.dtype]
+        settings = self.sampler_settings
+        if settings.chain_method == "auto":
+            settings = settings._replace(chain_method=default_chain_method(self.num_chains))
         run = sample_posterior(
             jax.random.key(self.seed),
             model_data,
             priors,
             starts,
-            self.sampler_settings,
+            settings,
             target=self.target,
             dtype=dtype,
             progress=progress,
@@ -285,7 +296,7 @@ class BayesianGMM:
             draws["label_permutation"] = perms
         pointwise = _pointwise_log_likelihood(draws, data) if self.store_log_likelihood else None
 
-        s = self.sampler_settings
+        s = settings
         settings = {
             "sampler": s.sampler,
             "target": self.target,
@@ -332,7 +343,7 @@ def demo_model(
     num_draws: int | None = None,
     seed: int = 0,
     dtype: str = "float64",
-    chain_method: str = "sequential",
+    chain_method: str = "auto",
     sampler: str = "hmc",
 ) -> BayesianGMM:
     """The model :func:`demo` fits: the tutorial's priors and, for ``target="tutorial"``,

@@ -72,9 +72,9 @@ def _add_run_options(parser: argparse.ArgumentParser, out_default: str) -> None:
     )
     parser.add_argument(
         "--chain-method",
-        choices=("sequential", "vectorized"),
-        default="sequential",
-        help="run chains one after another (default; fastest on CPU) or vectorised",
+        choices=("auto", "sequential", "vectorized", "parallel"),
+        default="auto",
+        help="auto (default): one chain per CPU core at a time, vmapped on a GPU",
     )
     parser.add_argument(
         "--out", default=out_default, help=f"output directory (default ./{out_default})"
@@ -88,6 +88,12 @@ def _add_run_options(parser: argparse.ArgumentParser, out_default: str) -> None:
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="do not reuse compiled programs from earlier runs (cache: $BGMM_CACHE_DIR or "
+        "~/.cache/bgmm/jax)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -163,8 +169,17 @@ def _progress(args) -> bool:
     return not args.quiet and sys.stderr.isatty()
 
 
+def _use_cache(args) -> None:
+    if not args.no_cache:
+        from bgmm.cache import enable_compilation_cache
+
+        enable_compilation_cache()
+
+
 def _demo(args) -> int:
     import bgmm
+
+    _use_cache(args)
     from bgmm.checks import chol_precision_normal_check
 
     _check_out(Path(args.out))
@@ -199,6 +214,7 @@ def _fit(args) -> int:
         raise UsageError(str(exc)) from None
     names = names or [f"x{j}" for j in range(data.shape[1])]
     features = _resolve_features(args.features, names)
+    _use_cache(args)
     _check_out(Path(args.out))
     result = _run_safely(
         lambda: bgmm.BayesianGMM(

@@ -91,6 +91,11 @@ class GibbsInfo(NamedTuple):
 def sample_assignments(rng_key: jax.Array, logits: jax.Array) -> jax.Array:
     """z_i ~ Categorical(softmax_k(a_ik)), one draw per observation.
 
+    Inverse-CDF: one uniform per observation compared with the cumulative sums of
+    exp(a_ik - max_k a_ik); N random numbers instead of the N K of the Gumbel-max trick
+    (on CPU, random bits cost more than the rest of the sweep). A component of probability
+    zero is never drawn.
+
     Parameters
     ----------
     rng_key : PRNG key
@@ -100,9 +105,16 @@ def sample_assignments(rng_key: jax.Array, logits: jax.Array) -> jax.Array:
 
     Returns
     -------
-    int array, shape (N,)
+    int32 array, shape (N,)
     """
-    return jax.random.categorical(rng_key, logits, axis=0)
+    unnormalised = jnp.exp(logits - jnp.max(logits, axis=0))
+    cumulative = jnp.cumsum(unnormalised, axis=0)
+    total = cumulative[-1]
+    uniform = jax.random.uniform(rng_key, total.shape, total.dtype)
+    # Strictly below the total: u * total may round up to it, and with a last component
+    # of probability zero the count below would then select it.
+    threshold = jnp.minimum(uniform * total, jnp.nextafter(total, 0))
+    return jnp.sum(cumulative[:-1] <= threshold, axis=0, dtype=jnp.int32)
 
 
 def sufficient_statistics(
@@ -153,9 +165,7 @@ def scatter_about_means(
     return jnp.einsum("nk,nd,ne->kde", one_hot, centred, centred)
 
 
-def sample_weights(
-    rng_key: jax.Array, concentration: jax.Array, counts: jax.Array
-) -> jax.Array:
+def sample_weights(rng_key: jax.Array, concentration: jax.Array, counts: jax.Array) -> jax.Array:
     """theta ~ Dirichlet(alpha0 + n).
 
     Drawn as normalised Gamma variables in log space, so small concentrations (the
@@ -249,9 +259,7 @@ def cholesky_of_inverse(matrix: jax.Array) -> jax.Array:
     return jnp.flip(jnp.swapaxes(inverse, -1, -2), axis=(-2, -1))
 
 
-def wishart_cholesky_sample(
-    rng_key: jax.Array, df: jax.Array, scale_chol: jax.Array
-) -> jax.Array:
+def wishart_cholesky_sample(rng_key: jax.Array, df: jax.Array, scale_chol: jax.Array) -> jax.Array:
     """Cholesky factor of T ~ Wishart(df, C C') by the Bartlett decomposition.
 
     T = C A A' C' with A lower triangular, A_jj = sqrt(chi2(df - j)) for j = 0 .. D-1
@@ -354,9 +362,7 @@ def gibbs_sweep(
         priors.mean_scale,
     )
     scatter = scatter_about_means(assignments, one_hot, data, means)
-    chol_precision = sample_precision_cholesky(
-        key_t, counts, scatter, priors.wishart_df, scale_inv
-    )
+    chol_precision = sample_precision_cholesky(key_t, counts, scatter, priors.wishart_df, scale_inv)
     num_occupied = jnp.sum(counts > 0).astype(jnp.int32)
     return Params(weights, means, chol_precision), num_occupied
 

@@ -16,14 +16,15 @@ from typing import Any, Literal, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from bgmm.samplers.adaptation import Adaptation
 from bgmm.samplers.hmc import Tuning
 
 __all__ = ["ChainMethod", "Kernel", "RunOutput", "run_chains"]
 
-ChainMethod = Literal["vectorized", "sequential"]
-CHAIN_METHODS: tuple[str, ...] = ("vectorized", "sequential")
+ChainMethod = Literal["sequential", "vectorized", "parallel"]
+CHAIN_METHODS: tuple[str, ...] = ("sequential", "vectorized", "parallel")
 
 
 class Kernel(NamedTuple):
@@ -101,7 +102,8 @@ def run_chains(
     num_warmup, num_draws : int
     initial_tuning : Tuning
         Step size and inverse mass matrix (shape (P,)) that warm-up starts from.
-    chain_method : "vectorized" (vmap over chains) or "sequential"
+    chain_method : "sequential", "vectorized" (vmap over chains) or "parallel" (one chain
+        per device at a time; on a CPU, see :func:`bgmm.devices.use_cpu_cores`)
     progress : bool
         Show a progress bar on stderr.
     max_chunks : int
@@ -156,57 +158,47 @@ def run_chains(
 
         return jax.lax.scan(body, carry, start + jnp.arange(chunk))
 
-    vectorized = chain_method == "vectorized"
-    batch = jax.vmap if vectorized else (lambda f, **_: f)
+    layout = _ChainLayout(chain_method, num_chains)
     compile_start = time.perf_counter()
-    example_position = (
-        initial_positions if vectorized else jax.tree.map(lambda a: a[0], initial_positions)
-    )
-    example_key = chain_keys if vectorized else chain_keys[0]
-    init_fn = jax.jit(batch(init_chain, in_axes=(0, None))).lower(example_position, data).compile()
-    example_carry = init_fn(example_position, data)
+    device_data = layout.put(data)
+    example_position = layout.take(initial_positions, layout.groups[0])
+    example_key = chain_keys[layout.groups[0]]
+    init_fn = layout.compile(init_chain, (0, DATA), example_position, device_data)
+    example_carry = init_fn(example_position, device_data)
     start0 = jnp.asarray(0, jnp.int32)
-    steps_fn = (
-        jax.jit(batch(run_steps, in_axes=(0, 0, None, None)))
-        .lower(example_carry, example_key, start0, data)
-        .compile()
+    steps_fn = layout.compile(
+        run_steps, (0, 0, None, DATA), example_carry, example_key, start0, device_data
     )
-    final_fn = jax.jit(batch(lambda a: tuning_of(a, False))).lower(example_carry[1]).compile()
+    final_fn = layout.compile(lambda a: tuning_of(a, False), (0,), example_carry[1])
     compile_seconds = time.perf_counter() - compile_start
 
     bar = _progress_bar(num_chains * num_steps, progress)
     sampling_start = time.perf_counter()
-    groups = [slice(None)] if vectorized else list(range(num_chains))
     draws_per_group, tunings = [], []
-    axis = 1 if vectorized else 0
-    for group in groups:
-        group_size = num_chains if vectorized else 1
-        carry = init_fn(jax.tree.map(lambda a, g=group: a[g], initial_positions), data)
+    for group in layout.groups:
+        num_real = min(len(group), num_chains - int(group[0]))
+        carry = init_fn(layout.take(initial_positions, group), device_data)
         pieces = []
         for start in range(0, num_steps, chunk):
-            carry, records = steps_fn(carry, chain_keys[group], jnp.asarray(start, jnp.int32), data)
+            carry, records = steps_fn(
+                carry, chain_keys[group], jnp.asarray(start, jnp.int32), device_data
+            )
             # Keep only the draws after warm-up and before the padded tail of the last chunk.
             first = max(num_warmup - start, 0)
             last = min(chunk, num_steps - start)
             if first < last:
                 pieces.append(
                     jax.tree.map(
-                        lambda a, i=first, j=last: np.asarray(a[:, i:j] if vectorized else a[i:j]),
-                        records,
+                        lambda a, i=first, j=last, n=num_real: np.asarray(a[:n, i:j]), records
                     )
                 )
             else:
                 jax.block_until_ready(carry)
-            bar.update(group_size * (last))
-        tuning = jax.tree.map(np.asarray, final_fn(carry[1]))
-        group_draws = {
-            name: np.concatenate([p[name] for p in pieces], axis=axis) for name in pieces[0]
-        }
-        if not vectorized:
-            group_draws = {name: value[None] for name, value in group_draws.items()}
-            tuning = jax.tree.map(lambda a: a[None], tuning)
-        draws_per_group.append(group_draws)
-        tunings.append(tuning)
+            bar.update(num_real * last)
+        tunings.append(jax.tree.map(lambda a, n=num_real: np.asarray(a[:n]), final_fn(carry[1])))
+        draws_per_group.append(
+            {name: np.concatenate([p[name] for p in pieces], axis=1) for name in pieces[0]}
+        )
     bar.close()
     sampling_seconds = time.perf_counter() - sampling_start
     draws = {
@@ -215,6 +207,58 @@ def run_chains(
     }
     tuning = jax.tree.map(lambda *a: np.concatenate(a, axis=0), *tunings)
     return RunOutput(draws, tuning, compile_seconds, sampling_seconds)
+
+
+class _ChainLayout:
+    """How chains map onto compiled calls.
+
+    sequential: one chain per call. vectorized: all chains in one vmapped call. parallel:
+    one chain per device per call (shard_map over a mesh of devices), in rounds; the last
+    round is padded with copies of real chains, whose draws are dropped, so that one
+    compiled program serves every round. Every layout vmaps the chain axis, so the
+    compiled functions look alike.
+    """
+
+    def __init__(self, chain_method: str, num_chains: int):
+        if chain_method == "parallel":
+            devices = jax.local_devices()[: max(1, min(num_chains, jax.local_device_count()))]
+            self.mesh = Mesh(np.array(devices), ("chains",))
+            size = len(devices)
+        else:
+            self.mesh = None
+            size = num_chains if chain_method == "vectorized" else 1
+        self.groups = [
+            np.minimum(np.arange(first, first + size), num_chains - 1)
+            for first in range(0, num_chains, size)
+        ]
+
+    def put(self, data):
+        """Place the data once (replicated on every device of the mesh)."""
+        if self.mesh is None:
+            return jax.device_put(data)
+        return jax.device_put(data, NamedSharding(self.mesh, PartitionSpec()))
+
+    @staticmethod
+    def take(tree, group: np.ndarray):
+        return jax.tree.map(lambda a: a[group], tree)
+
+    def compile(self, fn, in_axes, *example_args):
+        """Compile ``fn`` batched over chains; ``in_axes`` uses DATA for the data argument."""
+        axes = tuple(None if a is DATA else a for a in in_axes)
+        batched = jax.vmap(fn, in_axes=axes)
+        if self.mesh is not None:
+            specs = tuple(PartitionSpec() if a is None else PartitionSpec("chains") for a in axes)
+            batched = jax.shard_map(
+                batched,
+                mesh=self.mesh,
+                in_specs=specs,
+                out_specs=PartitionSpec("chains"),
+                check_vma=False,  # BlackJAX's lax.cond branches mix per-chain and shared values
+            )
+        return jax.jit(batched).lower(*example_args).compile()
+
+
+DATA = object()  # marks the data argument in _ChainLayout.compile's in_axes
 
 
 class _NoBar:

@@ -1,0 +1,44 @@
+"""Which devices the chains run on, and the default way to spread chains over them."""
+
+from __future__ import annotations
+
+import os
+
+import jax
+
+__all__ = ["default_chain_method", "use_cpu_cores"]
+
+_HOST_DEVICES_FLAG = "--xla_force_host_platform_device_count"
+
+
+def use_cpu_cores(num_cores: int | None = None) -> None:
+    """Expose each CPU core as a JAX device, so that chains run side by side.
+
+    XLA runs a small model's operations on one thread, so on a CPU the chains of a run
+    are fastest one per core (measured: 2 chains on 2 cores 2.3x faster than one after
+    another, vmapped chains slower than either; docs/benchmarks.md). Must be called before
+    JAX starts its CPU backend (before the first computation); does nothing if XLA_FLAGS
+    already sets the device count.
+    """
+    flags = os.environ.get("XLA_FLAGS", "")
+    if _HOST_DEVICES_FLAG in flags:
+        return
+    if num_cores is None:
+        num_cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    if num_cores > 1:
+        os.environ["XLA_FLAGS"] = f"{flags} {_HOST_DEVICES_FLAG}={num_cores}".strip()
+
+
+def default_chain_method(num_chains: int) -> str:
+    """ "parallel" on several CPU devices, "vectorized" on an accelerator, else "sequential".
+
+    On a GPU one vmapped program keeps the device busy; on a CPU vmapped chains run slower
+    than sequential ones (measured), so several chains use several host devices when
+    there are, and run one after another when there are not.
+    """
+    backend = jax.default_backend()
+    if backend != "cpu":
+        return "vectorized"
+    if num_chains > 1 and jax.local_device_count() > 1:
+        return "parallel"
+    return "sequential"

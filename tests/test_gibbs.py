@@ -1,0 +1,385 @@
+"""Tests for the exact Gibbs sampler (bgmm.samplers.gibbs, design.md 1.5).
+
+Statistical tests compare a Monte Carlo estimate with its exact value through
+|estimate - truth| / MCSE < Z_LIMIT = 4.5: for a normal estimate a false failure has
+probability 6.8e-6 per moment, so about 1e-4 per test over its 5-20 moments. Independent
+draws (one conditional vmapped over many keys) use MCSE = sd / sqrt(n); Markov chains use
+ArviZ's MCSE (conftest ``z_scores``). Seeds are fixed for reproducibility, not hunted.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import bgmm  # noqa: F401  (turns on float64)
+from bgmm.model import Params, Priors, component_log_joint, log_joint, tutorial_priors
+from bgmm.samplers import gibbs
+from bgmm.samplers.gibbs import (
+    GibbsInfo,
+    GibbsState,
+    build_gibbs_kernel,
+    cholesky_of_inverse,
+    gibbs_sweep,
+    sample_assignments,
+    sample_means,
+    sample_precision_cholesky,
+    sample_weights,
+    scatter_about_means,
+    sufficient_statistics,
+    wishart_cholesky_sample,
+)
+from bgmm.tutorial import tutorial_data, tutorial_start
+
+Z_LIMIT = 4.5
+NUM_IID = 20000
+
+# Non-exchangeable priors (as tests/test_prior_only.py): a swapped label or a dropped prior
+# term changes the moments.
+PRIORS = Priors(
+    concentration=np.array([2.0, 3.0]),
+    mean_loc=np.array([[-1.0, 0.0], [1.0, 0.5]]),
+    mean_scale=1.0,
+    wishart_df=5.0,
+    wishart_scale=np.array([[1.0, 0.3], [0.3, 0.5]]),
+)
+
+
+def _iid_z(draws: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """(mean - truth) / (sd / sqrt(n)) for independent draws along axis 0."""
+    draws = np.asarray(draws)
+    return (draws.mean(axis=0) - truth) / (draws.std(axis=0, ddof=1) / np.sqrt(len(draws)))
+
+
+def _keys(seed: int, num: int = NUM_IID) -> jax.Array:
+    return jax.random.split(jax.random.key(seed), num)
+
+
+def _precision(chol: np.ndarray) -> np.ndarray:
+    return chol @ np.swapaxes(chol, -1, -2)
+
+
+# ---------------------------------------------------------------------------
+# Each conditional against its closed form (independent draws)
+# ---------------------------------------------------------------------------
+
+
+def test_cholesky_of_inverse():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(4, 3, 3))
+    matrix = a @ np.swapaxes(a, -1, -2) + np.eye(3)
+    chol = np.asarray(jax.jit(cholesky_of_inverse)(jnp.asarray(matrix)))
+    np.testing.assert_allclose(chol, np.linalg.cholesky(np.linalg.inv(matrix)), rtol=1e-10)
+
+
+def test_weights_draw_is_dirichlet():
+    # 3 components, 6 moments (mean and variance of each weight); 0.1 + 0 exercises the
+    # log-space Gamma draw of a small concentration.
+    concentration = jnp.array([0.1, 2.0, 3.0])
+    counts = jnp.array([0.0, 5.0, 1.0])
+    draws = np.asarray(
+        jax.jit(jax.vmap(lambda k: sample_weights(k, concentration, counts)))(_keys(1))
+    )
+    assert np.all(draws > 0)
+    np.testing.assert_allclose(draws.sum(axis=1), 1.0, rtol=1e-12)
+    alpha = np.asarray(concentration + counts)
+    total = alpha.sum()
+    mean = alpha / total
+    variance = mean * (1 - mean) / (total + 1)
+    assert np.all(np.abs(_iid_z(draws, mean)) < Z_LIMIT)
+    assert np.all(np.abs(_iid_z((draws - mean) ** 2, variance)) < Z_LIMIT)
+
+
+def test_means_draw_matches_conjugate_normal():
+    # K = 2 (one empty component: its draw is the prior), D = 2; 2 x (2 means + 3 covariances)
+    # = 10 moments.
+    chol = np.array([[[1.5, 0.0], [0.4, 0.8]], [[0.7, 0.0], [-0.3, 1.2]]])
+    counts = np.array([0.0, 7.0])
+    sums = np.array([[0.0, 0.0], [3.5, -2.1]])
+    mean_loc = np.array([[-1.0, 0.0], [1.0, 0.5]])
+    mean_scale = 1.3
+    draws = np.asarray(
+        jax.jit(
+            jax.vmap(
+                lambda k: sample_means(
+                    k, jnp.asarray(chol), jnp.asarray(counts), jnp.asarray(sums), mean_loc, 1.3
+                )
+            )
+        )(_keys(2))
+    )
+    precision = _precision(chol)
+    for k in range(2):
+        post_precision = np.eye(2) / mean_scale**2 + counts[k] * precision[k]
+        cov = np.linalg.inv(post_precision)
+        mean = cov @ (mean_loc[k] / mean_scale**2 + precision[k] @ sums[k])
+        assert np.all(np.abs(_iid_z(draws[:, k], mean)) < Z_LIMIT)
+        centred = draws[:, k] - mean
+        products = np.stack([centred[:, i] * centred[:, j] for i, j in ((0, 0), (1, 0), (1, 1))])
+        truth = np.array([cov[0, 0], cov[1, 0], cov[1, 1]])
+        assert np.all(np.abs(_iid_z(products.T, truth)) < Z_LIMIT)
+
+
+@pytest.mark.parametrize("df", [4.5, 30.0])
+def test_bartlett_draw_has_wishart_moments(df):
+    # D = 3 with a non-integer df checks the df - j of every diagonal chi-square; 6 means
+    # and 6 variances of the entries of T.
+    a = np.array([[1.0, 0.0, 0.0], [0.5, 0.8, 0.0], [-0.3, 0.2, 0.6]])
+    scale = a @ a.T
+    scale_chol = np.linalg.cholesky(scale)
+    chol = np.asarray(
+        jax.jit(jax.vmap(lambda k: wishart_cholesky_sample(k, df, jnp.asarray(scale_chol))))(
+            _keys(3)
+        )
+    )
+    np.testing.assert_array_equal(np.triu(chol, k=1), 0.0)
+    assert np.all(np.diagonal(chol, axis1=-2, axis2=-1) > 0)
+    t = _precision(chol)
+    rows, cols = np.tril_indices(3)
+    mean = df * scale
+    variance = df * (scale**2 + np.outer(np.diag(scale), np.diag(scale)))
+    entries = t[:, rows, cols]
+    assert np.all(np.abs(_iid_z(entries, mean[rows, cols])) < Z_LIMIT)
+    squares = (entries - mean[rows, cols]) ** 2
+    assert np.all(np.abs(_iid_z(squares, variance[rows, cols])) < Z_LIMIT)
+
+
+def test_precision_draw_matches_conjugate_wishart():
+    # K = 2 (one empty: the prior Wishart(nu, S)), D = 2: 6 means of T.
+    counts = jnp.array([0.0, 4.0])
+    scatter = jnp.array([[[0.0, 0.0], [0.0, 0.0]], [[3.0, -0.5], [-0.5, 1.2]]])
+    scale_inv = np.linalg.inv(PRIORS.wishart_scale)
+    draws = jax.jit(
+        jax.vmap(
+            lambda k: sample_precision_cholesky(
+                k, counts, scatter, PRIORS.wishart_df, jnp.asarray(scale_inv)
+            )
+        )
+    )(_keys(4))
+    t = _precision(np.asarray(draws))
+    rows, cols = np.tril_indices(2)
+    for k in range(2):
+        expected = (PRIORS.wishart_df + counts[k]) * np.linalg.inv(scale_inv + scatter[k])
+        assert np.all(np.abs(_iid_z(t[:, k, rows, cols], expected[rows, cols])) < Z_LIMIT)
+
+
+def test_assignment_draw_frequencies_match_softmax():
+    # K = 3, N = 4: 12 frequencies (the zero-probability ones are checked exactly).
+    logits = jnp.array(
+        [
+            [0.0, 3.0, -2.0, -1000.0],
+            [1.0, 3.0, -2.5, 0.0],
+            [-jnp.inf, -1.0, -2.0, 5.0],
+        ]
+    )
+    draws = np.asarray(jax.jit(jax.vmap(lambda k: sample_assignments(k, logits)))(_keys(5)))
+    assert draws.dtype == np.int32
+    probs = np.asarray(jax.nn.softmax(logits, axis=0))
+    one_hot = draws[..., None] == np.arange(3)  # (draws, N, K)
+    freq = one_hot.mean(axis=0).T
+    assert not one_hot[:, 0, 2].any() and not one_hot[:, 3, 0].any()
+    positive = probs > 0
+    se = np.sqrt(probs * (1 - probs) / NUM_IID)
+    z = (freq - probs)[positive] / se[positive]
+    assert np.all(np.abs(z[se[positive] > 0]) < Z_LIMIT)
+
+
+def test_sufficient_statistics_and_scatter():
+    rng = np.random.default_rng(6)
+    data = rng.normal(size=(9, 2)) + 100.0  # far from the origin: nothing may cancel
+    assignments = np.array([0, 2, 2, 0, 2, 0, 0, 2, 2])
+    means = rng.normal(size=(3, 2)) + 100.0
+    one_hot, counts, sums = sufficient_statistics(jnp.asarray(assignments), jnp.asarray(data), 3)
+    scatter = scatter_about_means(jnp.asarray(assignments), one_hot, jnp.asarray(data), means)
+    for k in range(3):
+        rows = data[assignments == k]
+        assert counts[k] == len(rows)
+        np.testing.assert_allclose(sums[k], rows.sum(axis=0), rtol=1e-12)
+        centred = rows - means[k]
+        np.testing.assert_allclose(scatter[k], centred.T @ centred, rtol=1e-10, atol=1e-12)
+
+
+# ---------------------------------------------------------------------------
+# Geweke (2004) joint-distribution test: alternate a sweep given y with y ~ p(y | params);
+# the chain's stationary law is the joint p(params, y), so its params marginal is the prior.
+# ---------------------------------------------------------------------------
+
+GEWEKE_N = 3
+GEWEKE_CHAINS = 4
+GEWEKE_STEPS = 25000
+
+
+def _prior_draw(rng_key, priors: Priors) -> Params:
+    k, d = priors.num_components, priors.num_features
+    key_w, key_m, key_t = jax.random.split(rng_key, 3)
+    weights = sample_weights(key_w, jnp.asarray(priors.concentration), jnp.zeros(k))
+    means = priors.mean_loc + priors.mean_scale * jax.random.normal(key_m, (k, d))
+    scale_chol = jnp.broadcast_to(np.linalg.cholesky(priors.wishart_scale), (k, d, d))
+    return Params(weights, means, wishart_cholesky_sample(key_t, priors.wishart_df, scale_chol))
+
+
+def _data_draw(rng_key, params: Params, num_samples: int) -> jax.Array:
+    key_z, key_y = jax.random.split(rng_key)
+    z = jax.random.categorical(key_z, jnp.log(params.weights), shape=(num_samples,))
+    eps = jax.random.normal(key_y, (num_samples, params.means.shape[-1]))
+    # y = mu + L'^{-1} eps: solve L' x = eps per observation.
+    chol = params.chol_precision[z]
+    x = jax.vmap(
+        lambda c, e: jax.scipy.linalg.solve_triangular(c, e, lower=True, trans="T")
+    )(chol, eps)
+    return params.means[z] + x
+
+
+def _geweke_draws(priors: Priors, seed: int) -> Params:
+    def chain(rng_key):
+        key_init, key_data, key_run = jax.random.split(rng_key, 3)
+        params = _prior_draw(key_init, priors)
+        data = _data_draw(key_data, params, GEWEKE_N)
+
+        def body(carry, key):
+            params, data = carry
+            key_sweep, key_data = jax.random.split(key)
+            params, _ = gibbs_sweep(key_sweep, params, data, priors)
+            data = _data_draw(key_data, params, GEWEKE_N)
+            return (params, data), params
+
+        return jax.lax.scan(body, (params, data), jax.random.split(key_run, GEWEKE_STEPS))[1]
+
+    draws = jax.jit(jax.vmap(chain))(jax.random.split(jax.random.key(seed), GEWEKE_CHAINS))
+    return Params(*(np.asarray(a) for a in draws))
+
+
+def _geweke_z(draws: Params, priors: Priors, z_scores) -> dict[str, np.ndarray]:
+    """z of 16 prior moments: E theta (2), E mu (4), E (mu - m0)^2 (4), E T (2 x 3)."""
+    alpha = priors.concentration
+    rows, cols = np.tril_indices(2)
+    t = _precision(draws.chol_precision)[..., rows, cols]
+    expected_t = np.tile((priors.wishart_df * priors.wishart_scale)[rows, cols], (2, 1))
+    return {
+        "weights": z_scores(draws.weights, alpha / alpha.sum()),
+        "means": z_scores(draws.means, priors.mean_loc),
+        "mean variance": z_scores(
+            (draws.means - priors.mean_loc) ** 2, np.full((2, 2), priors.mean_scale**2)
+        ),
+        "precision": z_scores(t, expected_t),
+    }
+
+
+def test_geweke_joint_distribution(z_scores):
+    z = _geweke_z(_geweke_draws(PRIORS, seed=7), PRIORS, z_scores)
+    for name, values in z.items():
+        assert np.all(np.abs(values) < Z_LIMIT), f"{name}: z = {values}"
+
+
+def test_geweke_detects_a_broken_kernel(z_scores, monkeypatch):
+    """Negative control: Wishart(nu, ...) instead of Wishart(nu + n_k, ...) must fail."""
+    correct = gibbs.sample_precision_cholesky
+
+    def broken(rng_key, counts, scatter, df, scale_inv):
+        return correct(rng_key, jnp.zeros_like(counts), scatter, df, scale_inv)
+
+    monkeypatch.setattr(gibbs, "sample_precision_cholesky", broken)
+    z = _geweke_z(_geweke_draws(PRIORS, seed=8), PRIORS, z_scores)
+    assert np.max(np.abs(z["precision"])) > 2 * Z_LIMIT
+
+
+# ---------------------------------------------------------------------------
+# Kernel interface: state, dtypes, vmap, empty components
+# ---------------------------------------------------------------------------
+
+
+def _tight_cluster(dtype) -> tuple[jax.Array, Priors, Params]:
+    rng = np.random.default_rng(9)
+    data = jnp.asarray(0.5 + 0.01 * rng.normal(size=(5, 2)), dtype)
+    priors = Priors(np.full(4, 0.1), np.zeros((4, 2)), 2.0, 4.0, np.eye(2))
+    start = Params(np.full(4, 0.25), rng.normal(size=(4, 2)), np.stack([np.eye(2)] * 4))
+    return data, priors, start
+
+
+def _run(init, step, start: Params, num_steps: int, seed: int = 0):
+    def body(state, key):
+        state, info = step(key, state)
+        return state, (state, info)
+
+    @jax.jit
+    def run(start, key):
+        return jax.lax.scan(body, init(start), jax.random.split(key, num_steps))
+
+    return run(start, jax.random.key(seed))
+
+
+@pytest.mark.parametrize("dtype", [jnp.float64, jnp.float32])
+def test_state_dtypes_and_empty_components(dtype):
+    data, priors, start = _tight_cluster(dtype)
+    init, step = build_gibbs_kernel(data, priors)
+    final, (states, info) = _run(init, step, start, 200)
+    assert isinstance(final, GibbsState) and isinstance(info, GibbsInfo)
+    for leaf in jax.tree.leaves(states):
+        assert leaf.dtype == dtype
+        assert np.all(np.isfinite(np.asarray(leaf)))
+    assert info.num_occupied.dtype == jnp.int32
+    assert info.num_occupied.shape == (200,)
+    assert np.all(np.asarray(info.num_occupied) >= 1)
+    assert np.any(np.asarray(info.num_occupied) < 4)  # K = 4 on 5 points: some empty
+    chol = np.asarray(states.params.chol_precision)
+    np.testing.assert_array_equal(np.triu(chol, k=1), 0.0)
+    assert np.all(np.diagonal(chol, axis1=-2, axis2=-1) > 0)
+    np.testing.assert_allclose(np.asarray(states.params.weights).sum(-1), 1.0, rtol=1e-5)
+
+
+def test_state_log_joint_matches_model():
+    data, priors, start = _tight_cluster(jnp.float64)
+    init, step = build_gibbs_kernel(data, priors)
+    state, _ = jax.jit(step)(jax.random.key(1), jax.jit(init)(start))
+    params = state.params
+    np.testing.assert_allclose(
+        state.log_joint, log_joint(params, data, priors, "correct"), rtol=1e-12
+    )
+    ll = jax.scipy.special.logsumexp(component_log_joint(params, data), axis=0).sum()
+    np.testing.assert_allclose(state.log_likelihood, ll, rtol=1e-12)
+
+
+def test_vmap_over_chains_and_no_data():
+    data, priors, start = _tight_cluster(jnp.float64)
+    chains = Params(*(np.repeat(np.asarray(a)[None], 3, axis=0) for a in start))
+    for y in (data, jnp.zeros((0, 2))):
+        init, step = build_gibbs_kernel(y, priors)
+        states = jax.jit(jax.vmap(init))(chains)
+        keys = jax.random.split(jax.random.key(2), 3)
+        new, info = jax.jit(jax.vmap(step))(keys, states)
+        assert new.params.means.shape == (3, 4, 2)
+        assert new.params.chol_precision.shape == (3, 4, 2, 2)
+        assert new.log_joint.shape == (3,) and info.num_occupied.shape == (3,)
+        assert np.all(np.isfinite(np.asarray(new.log_joint)))
+        # Different keys give different chains.
+        assert not np.allclose(new.params.means[0], new.params.means[1])
+    assert np.all(np.asarray(info.num_occupied) == 0)
+
+
+# ---------------------------------------------------------------------------
+# Tutorial data: a sanity check against design.md's reported posterior
+# ---------------------------------------------------------------------------
+
+
+def test_tutorial_posterior_weights():
+    """4 chains x 1500 sweeps after 300 burn-in, started at the tutorial start.
+
+    Gibbs mixes slowly here (design.md 1.5: bulk-ESS ~18 from 4 x 2500 sweeps), so this is a
+    sanity check with a loose absolute tolerance of 0.03 on each posterior mean weight
+    (design.md reports [0.269 0.578 0.154] from Gibbs and NUTS), not a statistical test.
+    """
+    num_chains, num_burn, num_keep = 4, 300, 1500
+    init, step = build_gibbs_kernel(jnp.asarray(tutorial_data()), tutorial_priors())
+    start = Params(*(np.repeat(a[None], num_chains, axis=0) for a in tutorial_start()))
+
+    def chain(start, key):
+        def body(state, key):
+            state, _ = step(key, state)
+            return state, state.params.weights
+
+        return jax.lax.scan(body, init(start), jax.random.split(key, num_burn + num_keep))[1]
+
+    keys = jax.random.split(jax.random.key(10), num_chains)
+    weights = np.asarray(jax.jit(jax.vmap(chain))(start, keys))[:, num_burn:]
+    np.testing.assert_allclose(weights.mean(axis=(0, 1)), [0.269, 0.578, 0.154], atol=0.03)
