@@ -9,10 +9,13 @@ ArviZ's MCSE (conftest ``z_scores``). Seeds are fixed for reproducibility, not h
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from scipy import stats
 
 import bgmm  # noqa: F401  (turns on float64)
 from bgmm.model import Params, Priors, component_log_joint, log_joint, tutorial_priors
@@ -35,6 +38,10 @@ from bgmm.tutorial import tutorial_data, tutorial_start
 
 Z_LIMIT = 4.5
 NUM_IID = 20000
+
+# Compiled without LLVM optimisation: half the compile time, which dominates these short runs,
+# and the same arithmetic (no fast-math either way).
+jit = functools.partial(jax.jit, compiler_options={"xla_backend_optimization_level": 0})
 
 # Non-exchangeable priors (as tests/test_prior_only.py): a swapped label or a dropped prior
 # term changes the moments.
@@ -70,7 +77,7 @@ def test_cholesky_of_inverse():
     rng = np.random.default_rng(0)
     a = rng.normal(size=(4, 3, 3))
     matrix = a @ np.swapaxes(a, -1, -2) + np.eye(3)
-    chol = np.asarray(jax.jit(cholesky_of_inverse)(jnp.asarray(matrix)))
+    chol = np.asarray(jit(cholesky_of_inverse)(jnp.asarray(matrix)))
     np.testing.assert_allclose(chol, np.linalg.cholesky(np.linalg.inv(matrix)), rtol=1e-10)
 
 
@@ -79,9 +86,7 @@ def test_weights_draw_is_dirichlet():
     # log-space Gamma draw of a small concentration.
     concentration = jnp.array([0.1, 2.0, 3.0])
     counts = jnp.array([0.0, 5.0, 1.0])
-    draws = np.asarray(
-        jax.jit(jax.vmap(lambda k: sample_weights(k, concentration, counts)))(_keys(1))
-    )
+    draws = np.asarray(jit(jax.vmap(lambda k: sample_weights(k, concentration, counts)))(_keys(1)))
     assert np.all(draws > 0)
     np.testing.assert_allclose(draws.sum(axis=1), 1.0, rtol=1e-12)
     alpha = np.asarray(concentration + counts)
@@ -101,7 +106,7 @@ def test_means_draw_matches_conjugate_normal():
     mean_loc = np.array([[-1.0, 0.0], [1.0, 0.5]])
     mean_scale = 1.3
     draws = np.asarray(
-        jax.jit(
+        jit(
             jax.vmap(
                 lambda k: sample_means(
                     k, jnp.asarray(chol), jnp.asarray(counts), jnp.asarray(sums), mean_loc, 1.3
@@ -129,9 +134,7 @@ def test_bartlett_draw_has_wishart_moments(df):
     scale = a @ a.T
     scale_chol = np.linalg.cholesky(scale)
     chol = np.asarray(
-        jax.jit(jax.vmap(lambda k: wishart_cholesky_sample(k, df, jnp.asarray(scale_chol))))(
-            _keys(3)
-        )
+        jit(jax.vmap(lambda k: wishart_cholesky_sample(k, df, jnp.asarray(scale_chol))))(_keys(3))
     )
     np.testing.assert_array_equal(np.triu(chol, k=1), 0.0)
     assert np.all(np.diagonal(chol, axis1=-2, axis2=-1) > 0)
@@ -150,7 +153,7 @@ def test_precision_draw_matches_conjugate_wishart():
     counts = jnp.array([0.0, 4.0])
     scatter = jnp.array([[[0.0, 0.0], [0.0, 0.0]], [[3.0, -0.5], [-0.5, 1.2]]])
     scale_inv = np.linalg.inv(PRIORS.wishart_scale)
-    draws = jax.jit(
+    draws = jit(
         jax.vmap(
             lambda k: sample_precision_cholesky(
                 k, counts, scatter, PRIORS.wishart_df, jnp.asarray(scale_inv)
@@ -173,7 +176,7 @@ def test_assignment_draw_frequencies_match_softmax():
             [-jnp.inf, -1.0, -2.0, 5.0],
         ]
     )
-    draws = np.asarray(jax.jit(jax.vmap(lambda k: sample_assignments(k, logits)))(_keys(5)))
+    draws = np.asarray(jit(jax.vmap(lambda k: sample_assignments(k, logits)))(_keys(5)))
     assert draws.dtype == np.int32
     probs = np.asarray(jax.nn.softmax(logits, axis=0))
     one_hot = draws[..., None] == np.arange(3)  # (draws, N, K)
@@ -210,13 +213,13 @@ GEWEKE_CHAINS = 4
 GEWEKE_STEPS = 25000
 
 
-def _prior_draw(rng_key, priors: Priors) -> Params:
+def _prior_draw(rng: np.random.Generator, priors: Priors) -> Params:
+    """A draw from the prior with numpy and scipy: independent of the code under test."""
     k, d = priors.num_components, priors.num_features
-    key_w, key_m, key_t = jax.random.split(rng_key, 3)
-    weights = sample_weights(key_w, jnp.asarray(priors.concentration), jnp.zeros(k))
-    means = priors.mean_loc + priors.mean_scale * jax.random.normal(key_m, (k, d))
-    scale_chol = jnp.broadcast_to(np.linalg.cholesky(priors.wishart_scale), (k, d, d))
-    return Params(weights, means, wishart_cholesky_sample(key_t, priors.wishart_df, scale_chol))
+    weights = rng.dirichlet(priors.concentration)
+    means = priors.mean_loc + priors.mean_scale * rng.normal(size=(k, d))
+    t = stats.wishart(priors.wishart_df, priors.wishart_scale).rvs(size=k, random_state=rng)
+    return Params(weights, means, np.linalg.cholesky(t))
 
 
 def _data_draw(rng_key, params: Params, num_samples: int) -> jax.Array:
@@ -225,63 +228,95 @@ def _data_draw(rng_key, params: Params, num_samples: int) -> jax.Array:
     eps = jax.random.normal(key_y, (num_samples, params.means.shape[-1]))
     # y = mu + L'^{-1} eps: solve L' x = eps per observation.
     chol = params.chol_precision[z]
-    x = jax.vmap(
-        lambda c, e: jax.scipy.linalg.solve_triangular(c, e, lower=True, trans="T")
-    )(chol, eps)
+    x = jax.vmap(lambda c, e: jax.scipy.linalg.solve_triangular(c, e, lower=True, trans="T"))(
+        chol, eps
+    )
     return params.means[z] + x
 
 
-def _geweke_draws(priors: Priors, seed: int) -> Params:
-    def chain(rng_key):
-        key_init, key_data, key_run = jax.random.split(rng_key, 3)
-        params = _prior_draw(key_init, priors)
+def _geweke_draws(priors: Priors, seed: int, num_steps: int) -> tuple[Params, np.ndarray]:
+    """Params after each sweep, and the mean of the data that sweep conditioned on.
+
+    Both (params_t, y_t) and (y_{t-1}, params_t) are draws from the joint when the kernel is
+    right; the second pair also tests how a sweep uses the data.
+    """
+
+    def chain(params, rng_key):
+        key_data, key_run = jax.random.split(rng_key)
         data = _data_draw(key_data, params, GEWEKE_N)
 
         def body(carry, key):
             params, data = carry
             key_sweep, key_data = jax.random.split(key)
             params, _ = gibbs_sweep(key_sweep, params, data, priors)
+            data_mean = jnp.mean(data, axis=0)
             data = _data_draw(key_data, params, GEWEKE_N)
-            return (params, data), params
+            return (params, data), (params, data_mean)
 
-        return jax.lax.scan(body, (params, data), jax.random.split(key_run, GEWEKE_STEPS))[1]
+        return jax.lax.scan(body, (params, data), jax.random.split(key_run, num_steps))[1]
 
-    draws = jax.jit(jax.vmap(chain))(jax.random.split(jax.random.key(seed), GEWEKE_CHAINS))
-    return Params(*(np.asarray(a) for a in draws))
+    rng = np.random.default_rng(seed)
+    starts = [_prior_draw(rng, priors) for _ in range(GEWEKE_CHAINS)]
+    starts = Params(*(jnp.asarray(np.stack(a)) for a in zip(*starts, strict=True)))
+    keys = jax.random.split(jax.random.key(seed), GEWEKE_CHAINS)
+    params, data_mean = jit(jax.vmap(chain))(starts, keys)
+    return Params(*(np.asarray(a) for a in params)), np.asarray(data_mean)
 
 
-def _geweke_z(draws: Params, priors: Priors, z_scores) -> dict[str, np.ndarray]:
-    """z of 16 prior moments: E theta (2), E mu (4), E (mu - m0)^2 (4), E T (2 x 3)."""
+def _geweke_z(draws: Params, data_mean: np.ndarray, priors: Priors, z_scores):
+    """z of 28 moments of the joint p(params, y), keyed by name.
+
+    Prior moments of the params: E theta (2), E mu (4), E (mu - m0)^2 (4), E T = nu S (6).
+    Cross moments with the mean y_bar of the data the sweep was given, which under the joint
+    has E[y_bar | params] = sum_j theta_j mu_j:
+    E[theta_k y_bar] = sum_j E[theta_k theta_j] m0_j (4) and
+    E[mu_k y_bar'] = E[theta_k] s0^2 I + E[sum_j theta_j m0_k m0_j'] (8).
+    """
     alpha = priors.concentration
+    total = alpha.sum()
+    mean_theta = alpha / total
+    second_theta = (np.outer(alpha, alpha) + np.diag(alpha)) / (total * (total + 1))
+    m0, s0 = priors.mean_loc, priors.mean_scale
     rows, cols = np.tril_indices(2)
     t = _precision(draws.chol_precision)[..., rows, cols]
     expected_t = np.tile((priors.wishart_df * priors.wishart_scale)[rows, cols], (2, 1))
+    theta_y = draws.weights[..., :, None] * data_mean[..., None, :]
+    mu_y = draws.means[..., :, :, None] * data_mean[..., None, None, :]
+    expected_mu_y = np.einsum("k,de->kde", mean_theta * s0**2, np.eye(2)) + np.einsum(
+        "kd,j,je->kde", m0, mean_theta, m0
+    )
     return {
-        "weights": z_scores(draws.weights, alpha / alpha.sum()),
-        "means": z_scores(draws.means, priors.mean_loc),
-        "mean variance": z_scores(
-            (draws.means - priors.mean_loc) ** 2, np.full((2, 2), priors.mean_scale**2)
-        ),
+        "weights": z_scores(draws.weights, mean_theta),
+        "means": z_scores(draws.means, m0),
+        "mean variance": z_scores((draws.means - m0) ** 2, np.full((2, 2), s0**2)),
         "precision": z_scores(t, expected_t),
+        "weights x data": z_scores(theta_y, second_theta @ m0),
+        "means x data": z_scores(mu_y, expected_mu_y),
     }
 
 
 def test_geweke_joint_distribution(z_scores):
-    z = _geweke_z(_geweke_draws(PRIORS, seed=7), PRIORS, z_scores)
+    # 28 moments at |z| < 4.5: a false failure about once in 5000 runs.
+    draws, data_mean = _geweke_draws(PRIORS, seed=7, num_steps=GEWEKE_STEPS)
+    z = _geweke_z(draws, data_mean, PRIORS, z_scores)
     for name, values in z.items():
         assert np.all(np.abs(values) < Z_LIMIT), f"{name}: z = {values}"
 
 
 def test_geweke_detects_a_broken_kernel(z_scores, monkeypatch):
-    """Negative control: Wishart(nu, ...) instead of Wishart(nu + n_k, ...) must fail."""
-    correct = gibbs.sample_precision_cholesky
+    """Negative control: a mean draw that forgets the prior mean m0 must fail.
 
-    def broken(rng_key, counts, scatter, df, scale_inv):
-        return correct(rng_key, jnp.zeros_like(counts), scatter, df, scale_inv)
+    With 25000 sweeps this bug gives |z| ~ 150; with a fifth of them still about 65.
+    """
+    correct = gibbs.sample_means
 
-    monkeypatch.setattr(gibbs, "sample_precision_cholesky", broken)
-    z = _geweke_z(_geweke_draws(PRIORS, seed=8), PRIORS, z_scores)
-    assert np.max(np.abs(z["precision"])) > 2 * Z_LIMIT
+    def broken(rng_key, chol_precision, counts, sums, mean_loc, mean_scale):
+        return correct(rng_key, chol_precision, counts, sums, 0.0 * mean_loc, mean_scale)
+
+    monkeypatch.setattr(gibbs, "sample_means", broken)
+    draws, data_mean = _geweke_draws(PRIORS, seed=8, num_steps=GEWEKE_STEPS // 5)
+    z = _geweke_z(draws, data_mean, PRIORS, z_scores)
+    assert np.max(np.abs(z["means"])) > 4 * Z_LIMIT
 
 
 # ---------------------------------------------------------------------------
@@ -302,7 +337,7 @@ def _run(init, step, start: Params, num_steps: int, seed: int = 0):
         state, info = step(key, state)
         return state, (state, info)
 
-    @jax.jit
+    @jit
     def run(start, key):
         return jax.lax.scan(body, init(start), jax.random.split(key, num_steps))
 
@@ -310,7 +345,7 @@ def _run(init, step, start: Params, num_steps: int, seed: int = 0):
 
 
 @pytest.mark.parametrize("dtype", [jnp.float64, jnp.float32])
-def test_state_dtypes_and_empty_components(dtype):
+def test_state_dtypes_log_joint_and_empty_components(dtype):
     data, priors, start = _tight_cluster(dtype)
     init, step = build_gibbs_kernel(data, priors)
     final, (states, info) = _run(init, step, start, 200)
@@ -325,36 +360,37 @@ def test_state_dtypes_and_empty_components(dtype):
     chol = np.asarray(states.params.chol_precision)
     np.testing.assert_array_equal(np.triu(chol, k=1), 0.0)
     assert np.all(np.diagonal(chol, axis1=-2, axis2=-1) > 0)
-    np.testing.assert_allclose(np.asarray(states.params.weights).sum(-1), 1.0, rtol=1e-5)
+    rtol = 1e-12 if dtype == jnp.float64 else 1e-5
+    np.testing.assert_allclose(np.asarray(states.params.weights).sum(-1), 1.0, rtol=rtol)
+
+    # The state's log densities are those of the model as written, at the state's params.
+    def densities(params):
+        lp = log_joint(params, data, priors.astype(dtype), "correct")
+        ll = jax.scipy.special.logsumexp(component_log_joint(params, data), axis=0).sum()
+        return lp, ll
+
+    last = jax.tree.map(lambda a: a[-5:], states)
+    lp, ll = jit(jax.vmap(densities))(last.params)
+    np.testing.assert_allclose(last.log_joint, lp, rtol=rtol)
+    np.testing.assert_allclose(last.log_likelihood, ll, rtol=rtol)
 
 
-def test_state_log_joint_matches_model():
-    data, priors, start = _tight_cluster(jnp.float64)
-    init, step = build_gibbs_kernel(data, priors)
-    state, _ = jax.jit(step)(jax.random.key(1), jax.jit(init)(start))
-    params = state.params
-    np.testing.assert_allclose(
-        state.log_joint, log_joint(params, data, priors, "correct"), rtol=1e-12
-    )
-    ll = jax.scipy.special.logsumexp(component_log_joint(params, data), axis=0).sum()
-    np.testing.assert_allclose(state.log_likelihood, ll, rtol=1e-12)
-
-
-def test_vmap_over_chains_and_no_data():
-    data, priors, start = _tight_cluster(jnp.float64)
+def test_vmap_over_chains_without_data():
+    """Three chains in one vmapped step; N = 0 (a prior-only run): every component empty."""
+    _, priors, start = _tight_cluster(jnp.float64)
     chains = Params(*(np.repeat(np.asarray(a)[None], 3, axis=0) for a in start))
-    for y in (data, jnp.zeros((0, 2))):
-        init, step = build_gibbs_kernel(y, priors)
-        states = jax.jit(jax.vmap(init))(chains)
-        keys = jax.random.split(jax.random.key(2), 3)
-        new, info = jax.jit(jax.vmap(step))(keys, states)
-        assert new.params.means.shape == (3, 4, 2)
-        assert new.params.chol_precision.shape == (3, 4, 2, 2)
-        assert new.log_joint.shape == (3,) and info.num_occupied.shape == (3,)
-        assert np.all(np.isfinite(np.asarray(new.log_joint)))
-        # Different keys give different chains.
-        assert not np.allclose(new.params.means[0], new.params.means[1])
-    assert np.all(np.asarray(info.num_occupied) == 0)
+    init, step = build_gibbs_kernel(jnp.zeros((0, 2)), priors)
+    states = jit(jax.vmap(init))(chains)
+    keys = jax.random.split(jax.random.key(2), 3)
+    new, info = jit(jax.vmap(step))(keys, states)
+    assert new.params.weights.shape == (3, 4)
+    assert new.params.means.shape == (3, 4, 2)
+    assert new.params.chol_precision.shape == (3, 4, 2, 2)
+    assert new.log_joint.shape == (3,) and new.log_likelihood.shape == (3,)
+    np.testing.assert_array_equal(new.log_likelihood, 0.0)
+    assert np.all(np.isfinite(np.asarray(new.log_joint)))
+    np.testing.assert_array_equal(info.num_occupied, 0)
+    assert not np.allclose(new.params.means[0], new.params.means[1])  # keys differ
 
 
 # ---------------------------------------------------------------------------
@@ -381,5 +417,5 @@ def test_tutorial_posterior_weights():
         return jax.lax.scan(body, init(start), jax.random.split(key, num_burn + num_keep))[1]
 
     keys = jax.random.split(jax.random.key(10), num_chains)
-    weights = np.asarray(jax.jit(jax.vmap(chain))(start, keys))[:, num_burn:]
+    weights = np.asarray(jit(jax.vmap(chain))(start, keys))[:, num_burn:]
     np.testing.assert_allclose(weights.mean(axis=(0, 1)), [0.269, 0.578, 0.154], atol=0.03)

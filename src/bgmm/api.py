@@ -24,7 +24,13 @@ from bgmm.model.priors import (
     validate_priors,
 )
 from bgmm.model.transforms import Params
-from bgmm.relabel import RELABEL_METHODS, apply_permutations, pivot_permutations
+from bgmm.relabel import (
+    RELABEL_METHODS,
+    apply_permutations,
+    classification_probabilities,
+    pivot_permutations,
+    stephens_permutations,
+)
 from bgmm.results import build_inference_data, format_summary, summarize
 from bgmm.samplers.runner import CHAIN_METHODS
 from bgmm.starts import kmeans_plus_plus_starts
@@ -111,9 +117,9 @@ class BayesianGMM:
         None: only with the default priors (they are written for standardised data).
     store_log_likelihood : bool
         Keep pointwise log-likelihoods (chain, draw, observation) for LOO/WAIC.
-    relabel : "auto", "none" or "pivot"
+    relabel : "auto", "none", "pivot" or "stephens"
         Undo label switching before summaries (:mod:`bgmm.relabel`). "auto": "pivot" when
-        the priors are exchangeable, else "none".
+        the priors are exchangeable, else "none". "stephens" starts from the pivot's labels.
     """
 
     def __init__(
@@ -289,11 +295,21 @@ class BayesianGMM:
         relabel = self.relabel
         if relabel == "auto":
             relabel = "pivot" if is_exchangeable(priors) and self.n_components > 1 else "none"
-        if relabel == "pivot":
+        subsample = _subsample(data, self.seed)
+        probabilities = classification_probabilities(
+            subsample, draws["weights"], draws["means"], draws["chol_precision"]
+        )
+        # A component is occupied when it expects at least one of the N observations.
+        expected_counts = probabilities.sum(axis=2) * (len(data) / len(subsample))
+        draws["num_occupied"] = np.sum(expected_counts >= 1.0, axis=-1)
+        if relabel in ("pivot", "stephens"):
             perms = pivot_permutations(draws["means"], draws["chol_precision"], draws["lp"])
+            if relabel == "stephens":
+                perms = stephens_permutations(probabilities, initial=perms)
             for name in ("weights", "means", "chol_precision"):
                 draws[name] = apply_permutations(draws[name], perms)
             draws["label_permutation"] = perms
+        del probabilities
         pointwise = _pointwise_log_likelihood(draws, data) if self.store_log_likelihood else None
 
         s = settings
@@ -345,6 +361,7 @@ def demo_model(
     dtype: str = "float64",
     chain_method: str = "auto",
     sampler: str = "hmc",
+    relabel: str = "auto",
 ) -> BayesianGMM:
     """The model :func:`demo` fits: the tutorial's priors and, for ``target="tutorial"``,
     its sampler configuration."""
@@ -375,6 +392,7 @@ def demo_model(
         chain_method=chain_method,
         dtype=dtype,
         seed=seed,
+        relabel=relabel,
         **sampler_options,
     )
 
@@ -405,6 +423,15 @@ def _starts_in_model_units(initial: Params, scaler: Standardizer | None, num_cha
         means = (means - scaler.center) / scaler.scale
         chol = chol * scaler.scale[:, None]  # diag(scale) L: the inverse of chol_precision_to_data
     return Params(weights, means, chol)
+
+
+def _subsample(data: np.ndarray, seed: int, size: int = 1000) -> np.ndarray:
+    """At most ``size`` observations for the relabelling and occupancy computations, whose
+    memory grows as draws x observations x components."""
+    if len(data) <= size:
+        return data
+    rng = np.random.default_rng(seed)
+    return data[np.sort(rng.choice(len(data), size, replace=False))]
 
 
 def _pointwise_log_likelihood(draws: dict[str, np.ndarray], data: np.ndarray) -> np.ndarray:

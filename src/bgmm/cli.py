@@ -86,6 +86,12 @@ def _add_run_options(parser: argparse.ArgumentParser, out_default: str) -> None:
         help="two features to plot for D > 2, by index or name (default 0,1)",
     )
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
+    parser.add_argument(
+        "--relabel",
+        choices=("auto", "none", "pivot", "stephens"),
+        default="auto",
+        help="undo label switching (auto: pivot when the priors are exchangeable)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument(
@@ -193,6 +199,7 @@ def _demo(args) -> int:
             dtype=args.dtype,
             chain_method=args.chain_method,
             sampler=args.sampler,
+            relabel=args.relabel,
             progress=_progress(args),
         )
     )
@@ -225,6 +232,7 @@ def _fit(args) -> int:
             num_warmup=args.warmup if args.warmup is not None else 1000,
             num_draws=args.draws if args.draws is not None else 1000,
             sampler=args.sampler,
+            relabel=args.relabel,
             num_leapfrog_steps=args.leapfrog_steps,
             adaptation=args.adaptation,
             chain_method=args.chain_method,

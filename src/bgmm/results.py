@@ -10,6 +10,12 @@ from typing import Any
 
 import numpy as np
 
+from bgmm.diagnostics import (
+    detect_component_disagreement,
+    detect_mode_disagreement,
+    invariant_diagnostics,
+)
+
 __all__ = [
     "build_inference_data",
     "format_summary",
@@ -40,7 +46,7 @@ def build_inference_data(
         ``weights`` (C, S, K), ``means`` (C, S, K, D), ``chol_precision`` (C, S, K, D, D),
         ``lp`` (C, S), all in data units; the sample statistics ``acceptance_rate``,
         ``step_size``, ``n_steps``, ``diverging``, ``energy``, ``lp_target``,
-        ``data_log_likelihood`` and for NUTS ``tree_depth`` (C, S); and,
+        ``data_log_likelihood``, ``num_occupied`` and for NUTS ``tree_depth`` (C, S); and,
         after relabelling, ``label_permutation`` (C, S, K): the raw component that got
         each label.
     data : array, shape (N, D), in data units
@@ -72,6 +78,7 @@ def build_inference_data(
         "energy",
         "tree_depth",
         "data_log_likelihood",
+        "num_occupied",
         "label_permutation",
     )
     sample_stats = {name: draws[name] for name in stat_names if name in draws}
@@ -167,6 +174,30 @@ def _finite_extreme(fn, values: np.ndarray) -> float:
     return float(fn(finite)) if finite.size else float("nan")
 
 
+INVARIANT_QUANTITIES = ("lp", "data_log_likelihood", "num_occupied")
+
+
+def _label_invariant_checks(stats, warnings: list[str]) -> tuple[dict, dict]:
+    """R-hat/ESS of quantities no relabelling changes, and chains in different modes."""
+    quantities = {
+        name: np.asarray(stats[name].values, dtype=np.float64)
+        for name in INVARIANT_QUANTITIES
+        if name in stats
+    }
+    invariant = invariant_diagnostics(quantities) if quantities else {}
+    for name, row in invariant.items():
+        if row["flagged"]:
+            warnings.append(
+                f"R-hat of the label-invariant {name} is {row['rhat']:.3f}: the chains have not "
+                "mixed, whatever the labels; run longer"
+            )
+    empty = {"chain_lp_means": [], "chains_in_other_modes": [], "message": None}
+    modes = detect_mode_disagreement(quantities["lp"]) if "lp" in quantities else empty
+    if modes["message"]:
+        warnings.append(modes["message"])
+    return invariant, modes
+
+
 def summarize(idata) -> dict[str, Any]:
     """Posterior means and sds, R-hat, bulk and tail ESS, divergences and warnings.
 
@@ -175,8 +206,12 @@ def summarize(idata) -> dict[str, Any]:
     dict
         JSON-ready: ``weights_mean`` (K), ``means_mean`` (K x D), ``chol_precision_mean``
         (K x D x D), ``covariance_mean`` (K x D x D) and their ``*_sd``, ``acceptance_rate``,
-        ``rhat_max``, ``ess_bulk_min``, ``ess_tail_min``, ``divergences``, ``parameters``
-        (one row per diagnosed scalar) and ``warnings`` (one line per problem).
+        ``rhat_max``, ``ess_bulk_min``, ``ess_tail_min``, ``divergences``,
+        ``invariant_diagnostics`` (R-hat, ESS, mean and sd of the log density, the data
+        log-likelihood and the number of occupied components, computed on the draws as
+        sampled, so label switching cannot hide or fake a problem), ``chain_lp_means``,
+        ``chains_in_other_modes`` and ``chains_disagreeing_components`` (chain indices),
+        ``parameters`` (one row per diagnosed scalar) and ``warnings`` (one line each).
     """
     import arviz as az
     import xarray as xr
@@ -229,6 +264,16 @@ def summarize(idata) -> dict[str, Any]:
             f"{divergences} divergent transition(s) after warm-up: the posterior may be biased; "
             "raise --warmup or lower the step size"
         )
+    invariant, modes = _label_invariant_checks(stats, warnings)
+    disagreeing = []
+    if num_chains > 1:
+        disagreeing = detect_component_disagreement(posterior["means"].values)
+        if disagreeing and not modes["chains_in_other_modes"]:
+            warnings.append(
+                f"chains {', '.join(map(str, disagreeing))} describe the components differently "
+                "from the other chains even after relabelling: a different clustering of the "
+                "data; compare the chains (bgmm summary --json) before trusting the means"
+            )
     return {
         "num_chains": int(num_chains),
         "num_draws": int(num_draws),
@@ -244,6 +289,10 @@ def summarize(idata) -> dict[str, Any]:
         "ess_bulk_min": ess_bulk_min,
         "ess_tail_min": ess_tail_min,
         "divergences": divergences,
+        "invariant_diagnostics": invariant,
+        "chain_lp_means": modes["chain_lp_means"],
+        "chains_in_other_modes": modes["chains_in_other_modes"],
+        "chains_disagreeing_components": disagreeing,
         "parameters": [
             {
                 "name": n,
@@ -289,6 +338,17 @@ def format_summary(summary: dict[str, Any], settings: dict[str, Any] | None = No
             f"{p['ess_bulk']:>9.0f} {p['ess_tail']:>9.0f} {p['r_hat']:>6.3f}"
         )
     lines.append("")
+    invariant = summary.get("invariant_diagnostics") or {}
+    if invariant:
+        lines.append("label-invariant (before relabelling):")
+        for name, row in invariant.items():
+            if row["constant"]:
+                lines.append(f"  {name}: constant at {row['mean']:.4g}")
+            else:
+                lines.append(
+                    f"  {name}: mean {row['mean']:.4g}, sd {row['sd']:.3g}, "
+                    f"R-hat {row['rhat']:.3f}, bulk ESS {row['ess_bulk']:.0f}"
+                )
     lines.append(
         f"chains: {summary['num_chains']}, draws per chain: {summary['num_draws']}, "
         f"R-hat max: {summary['rhat_max']:.3f}, bulk ESS min: {summary['ess_bulk_min']:.0f}, "
