@@ -14,7 +14,7 @@ import numpy as np
 from bgmm.data import Standardizer, check_num_components
 from bgmm.devices import default_chain_method
 from bgmm.inference import ADAPTATIONS, SAMPLERS, SamplerSettings, sample_posterior
-from bgmm.model.density import TARGETS
+from bgmm.model.density import TARGETS, log_joint
 from bgmm.model.likelihood import pointwise_log_likelihood
 from bgmm.model.priors import (
     Priors,
@@ -86,7 +86,7 @@ class FitResult:
 
 
 class BayesianGMM:
-    """Bayesian Gaussian mixture sampled with HMC or NUTS.
+    """Bayesian Gaussian mixture sampled with HMC, NUTS or Gibbs.
 
     Parameters
     ----------
@@ -98,7 +98,8 @@ class BayesianGMM:
         A :class:`Priors` is used as given, in the units of the data.
     target : "correct" or "tutorial"
         "tutorial" drops the Wishart-on-Cholesky Jacobian, as the TFP tutorial does.
-    sampler : "hmc" or "nuts"
+    sampler : "hmc", "nuts" or "gibbs"
+        Gibbs: the exact conditionals of the model as written (design.md 1.5).
     num_chains, num_warmup, num_draws : int
     num_leapfrog_steps : int
         HMC: mean leapfrog steps per transition (jittered, except with the tutorial's rule).
@@ -117,6 +118,9 @@ class BayesianGMM:
         None: only with the default priors (they are written for standardised data).
     store_log_likelihood : bool
         Keep pointwise log-likelihoods (chain, draw, observation) for LOO/WAIC.
+    start_candidates : int
+        Best-of-M start search: each chain starts from the highest-posterior of this many
+        k-means++ clusterings of the data (ignored when ``initial`` is given to fit).
     relabel : "auto", "none", "pivot" or "stephens"
         Undo label switching before summaries (:mod:`bgmm.relabel`). "auto": "pivot" when
         the priors are exchangeable, else "none". "stephens" starts from the pivot's labels.
@@ -142,6 +146,7 @@ class BayesianGMM:
         standardize: bool | None = None,
         store_log_likelihood: bool = False,
         relabel: str = "auto",
+        start_candidates: int = 10,
     ) -> None:
         if isinstance(n_components, bool) or not isinstance(n_components, int | np.integer):
             raise ValueError(f"n_components must be an integer, got {n_components!r}")
@@ -155,9 +160,12 @@ class BayesianGMM:
             raise ValueError(f"unknown target {target!r}; expected one of {TARGETS}")
         if sampler not in SAMPLERS:
             raise ValueError(f"unknown sampler {sampler!r}; expected one of {SAMPLERS}")
-        if sampler == "nuts" and adaptation == "tutorial":
+        if sampler != "hmc" and adaptation == "tutorial":
+            raise ValueError(f"the tutorial's step-size rule is for HMC, not {sampler}")
+        if sampler == "gibbs" and target != "correct":
             raise ValueError(
-                "the tutorial's step-size rule is for HMC; NUTS uses adaptation='window'"
+                "Gibbs samples the model as written; there is no Gibbs form for "
+                "target='tutorial' (use --sampler hmc)"
             )
         if adaptation not in ADAPTATIONS:
             raise ValueError(f"unknown adaptation {adaptation!r}; expected one of {ADAPTATIONS}")
@@ -177,6 +185,7 @@ class BayesianGMM:
             ("num_draws", num_draws, 2),
             ("num_leapfrog_steps", num_leapfrog_steps, 1),
             ("max_tree_depth", max_tree_depth, 1),
+            ("start_candidates", start_candidates, 1),
         ):
             if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
                 raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
@@ -191,6 +200,7 @@ class BayesianGMM:
         self.standardize = standardize
         self.store_log_likelihood = store_log_likelihood
         self.relabel = relabel
+        self.start_candidates = int(start_candidates)
         self.sampler_settings = SamplerSettings(
             sampler=sampler,
             num_warmup=int(num_warmup),
@@ -266,8 +276,14 @@ class BayesianGMM:
         scaler = Standardizer.fit(data, source=source) if standardize else None
         model_data = scaler.transform(data) if scaler else data
         if initial is None:
+            scored = _subsample(model_data, self.seed, size=10_000)
             starts = kmeans_plus_plus_starts(
-                self.seed, model_data, self.n_components, self.num_chains
+                self.seed,
+                model_data,
+                self.n_components,
+                self.num_chains,
+                num_candidates=self.start_candidates,
+                score=_log_joint_scorer(scored, priors, self.target),
             )
         else:
             starts = _starts_in_model_units(initial, scaler, self.num_chains)
@@ -286,9 +302,13 @@ class BayesianGMM:
             dtype=dtype,
             progress=progress,
         )
-        draws = {name: np.asarray(value, np.float64) for name, value in run.draws.items()}
-        draws["diverging"] = run.draws["diverging"]
-        draws["n_steps"] = run.draws["n_steps"]
+        # Results in float64 whatever the run's dtype; counts and flags keep their types.
+        draws = {
+            name: np.asarray(value, np.float64)
+            if np.issubdtype(value.dtype, np.floating)
+            else value
+            for name, value in run.draws.items()
+        }
         if scaler is not None:
             draws["means"] = scaler.means_to_data(draws["means"])
             draws["chol_precision"] = scaler.chol_precision_to_data(draws["chol_precision"])
@@ -299,9 +319,10 @@ class BayesianGMM:
         probabilities = classification_probabilities(
             subsample, draws["weights"], draws["means"], draws["chol_precision"]
         )
-        # A component is occupied when it expects at least one of the N observations.
-        expected_counts = probabilities.sum(axis=2) * (len(data) / len(subsample))
-        draws["num_occupied"] = np.sum(expected_counts >= 1.0, axis=-1)
+        if "num_occupied" not in draws:  # Gibbs counts its sampled assignments
+            # A component is occupied when it expects at least one of the N observations.
+            expected_counts = probabilities.sum(axis=2) * (len(data) / len(subsample))
+            draws["num_occupied"] = np.sum(expected_counts >= 1.0, axis=-1)
         if relabel in ("pivot", "stephens"):
             perms = pivot_permutations(draws["means"], draws["chol_precision"], draws["lp"])
             if relabel == "stephens":
@@ -373,7 +394,9 @@ def demo_model(
             "num_draws": t.num_draws,
         }
         if sampler != "hmc":
-            raise ValueError("the tutorial's configuration is HMC; use --target correct for NUTS")
+            raise ValueError(
+                f"the tutorial's configuration is HMC; --sampler {sampler} needs --target correct"
+            )
         sampler_options = {
             "num_leapfrog_steps": t.num_leapfrog_steps,
             "step_size": t.step_size,
@@ -423,6 +446,17 @@ def _starts_in_model_units(initial: Params, scaler: Standardizer | None, num_cha
         means = (means - scaler.center) / scaler.scale
         chol = chol * scaler.scale[:, None]  # diag(scale) L: the inverse of chol_precision_to_data
     return Params(weights, means, chol)
+
+
+def _log_joint_scorer(data: np.ndarray, priors: Priors, target: str):
+    """Log posterior of a batch of candidate starts, on (a subsample of) the data."""
+    y = jnp.asarray(data)
+
+    @jax.jit
+    def score(candidates: Params) -> jax.Array:
+        return jax.vmap(lambda p: log_joint(p, y, priors, target))(candidates)
+
+    return lambda candidates: score(Params(*(jnp.asarray(a) for a in candidates)))
 
 
 def _subsample(data: np.ndarray, seed: int, size: int = 1000) -> np.ndarray:

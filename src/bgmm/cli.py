@@ -58,7 +58,10 @@ def _features(text: str) -> tuple[str, str]:
 
 def _add_run_options(parser: argparse.ArgumentParser, out_default: str) -> None:
     parser.add_argument(
-        "--sampler", choices=("hmc", "nuts"), default="hmc", help="MCMC kernel (default hmc)"
+        "--sampler",
+        choices=("hmc", "nuts", "gibbs"),
+        default="hmc",
+        help="MCMC kernel (default hmc); gibbs only for --target correct",
     )
     parser.add_argument("--chains", type=_positive_int, help="number of chains")
     parser.add_argument("--draws", type=_positive_int, help="kept draws per chain")

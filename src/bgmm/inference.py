@@ -22,6 +22,7 @@ from bgmm.model.transforms import (
     unconstrained_log_det_jacobian,
 )
 from bgmm.samplers.adaptation import tutorial_step_size_rule, window_adaptation
+from bgmm.samplers.gibbs import build_gibbs_kernel
 from bgmm.samplers.hmc import Tuning, build_hmc_step, init_hmc
 from bgmm.samplers.nuts import build_nuts_step
 from bgmm.samplers.runner import ChainMethod, Kernel, RunOutput, run_chains
@@ -41,8 +42,8 @@ LikelihoodForm = Literal["auto", "gemm", "direct"]
 LIKELIHOOD_FORMS: tuple[str, ...] = ("auto", "gemm", "direct")
 # Above this size the GEMM form's feature matrix is not worth its memory (see prepare_data).
 FEATURE_MEMORY_BUDGET_BYTES = 2 * 1024**3
-Sampler = Literal["hmc", "nuts"]
-SAMPLERS: tuple[str, ...] = ("hmc", "nuts")
+Sampler = Literal["hmc", "nuts", "gibbs"]
+SAMPLERS: tuple[str, ...] = ("hmc", "nuts", "gibbs")
 
 
 class SamplerSettings(NamedTuple):
@@ -50,7 +51,7 @@ class SamplerSettings(NamedTuple):
 
     Attributes
     ----------
-    sampler : "hmc" or "nuts"
+    sampler : "hmc", "nuts" or "gibbs"
     num_warmup, num_draws : int
     num_leapfrog_steps : int
         HMC: mean leapfrog steps per transition (exact with the tutorial's rule).
@@ -113,7 +114,7 @@ def sample_posterior(
     progress: bool = False,
     max_chunks: int = 20,
 ) -> RunOutput:
-    """Run HMC or NUTS chains on the posterior of the mixture.
+    """Run HMC, NUTS or Gibbs chains on the posterior of the mixture.
 
     Parameters
     ----------
@@ -139,6 +140,10 @@ def sample_posterior(
     """
     if settings.sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {settings.sampler!r}; expected one of {SAMPLERS}")
+    if settings.sampler == "gibbs":
+        return _sample_gibbs(
+            rng_key, data, priors, initial_params, settings, target, dtype, progress, max_chunks
+        )
     num_features = priors.num_features
     priors = priors.astype(dtype)
     model_data = prepare_data(data, dtype, settings.likelihood)
@@ -206,6 +211,56 @@ def sample_posterior(
         num_warmup=settings.num_warmup,
         num_draws=settings.num_draws,
         initial_tuning=initial_tuning,
+        chain_method=settings.chain_method,
+        progress=progress,
+        max_chunks=max_chunks,
+    )
+
+
+def _sample_gibbs(
+    rng_key, data, priors, initial_params, settings, target, dtype, progress, max_chunks
+) -> RunOutput:
+    """Gibbs chains: nothing to adapt; warm-up sweeps are plain burn-in."""
+    if target != "correct":
+        raise ValueError(
+            "Gibbs samples the model as written; there is no Gibbs form for target='tutorial'"
+        )
+
+    def make_kernel(model_data) -> Kernel:
+        init, step = build_gibbs_kernel(model_data, priors)
+
+        def record(state, info, tuning):
+            del tuning
+            return {
+                "weights": state.params.weights,
+                "means": state.params.means,
+                "chol_precision": state.params.chol_precision,
+                "lp": state.log_joint,
+                "data_log_likelihood": state.log_likelihood,
+                "lp_target": state.log_joint,
+                "acceptance_rate": jnp.ones((), dtype),
+                "num_occupied": info.num_occupied,
+            }
+
+        return Kernel(
+            init=init,
+            step=lambda key, state, tuning: step(key, state),
+            acceptance_rate=lambda info: jnp.ones((), dtype),
+            position=lambda state: state.params,
+            record=record,
+        )
+
+    positions = Params(*(jnp.asarray(p, dtype) for p in initial_params))
+    unused_tuning = Tuning(jnp.zeros((), dtype), jnp.ones(1, dtype))
+    return run_chains(
+        rng_key,
+        make_kernel,
+        None,
+        positions,
+        data=jnp.asarray(data, dtype),
+        num_warmup=settings.num_warmup,
+        num_draws=settings.num_draws,
+        initial_tuning=unused_tuning,
         chain_method=settings.chain_method,
         progress=progress,
         max_chunks=max_chunks,

@@ -3,7 +3,9 @@
 Each chain gets its own k-means++ seeding followed by a few Lloyd iterations on a
 subsample; weights, means and precisions then come from the resulting clusters.
 Different seeds land different chains in different places, which is what makes
-between-chain diagnostics meaningful.
+between-chain diagnostics meaningful. With a best-of-M search each chain keeps the
+highest-posterior of M such clusterings: a chain started in a poor local solution (two
+clusters merged, one split) may never leave it, and M candidates make that unlikely.
 """
 
 from __future__ import annotations
@@ -65,6 +67,8 @@ def kmeans_plus_plus_starts(
     num_chains: int,
     num_iterations: int = 5,
     max_points: int = 10_000,
+    num_candidates: int = 1,
+    score=None,
 ) -> Params:
     """One start per chain from k-means++ seeding and a few Lloyd steps.
 
@@ -77,12 +81,27 @@ def kmeans_plus_plus_starts(
         Lloyd iterations after seeding.
     max_points : int
         Size of the random subsample the clustering runs on.
+    num_candidates : int
+        M: clusterings tried per chain; the chain keeps the one ``score`` ranks highest.
+    score : callable, optional
+        ``score(Params with leading axis M) -> (M,)`` log posterior of candidates; needed
+        when num_candidates > 1.
 
     Returns
     -------
     Params
         weights (C, K), means (C, K, D), chol_precision (C, K, D, D), numpy float64.
     """
+    if num_candidates > 1:
+        if score is None:
+            raise ValueError("a best-of-M start search needs a score function")
+        candidates = kmeans_plus_plus_starts(
+            seed, data, num_components, num_chains * num_candidates, num_iterations, max_points
+        )
+        scores = np.asarray(score(candidates)).reshape(num_chains, num_candidates)
+        scores = np.where(np.isfinite(scores), scores, -np.inf)
+        best = np.arange(num_chains) * num_candidates + np.argmax(scores, axis=1)
+        return Params(*(np.asarray(a)[best] for a in candidates))
     rng = np.random.default_rng(seed)
     data = np.asarray(data, dtype=np.float64)
     starts = []

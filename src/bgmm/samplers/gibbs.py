@@ -392,8 +392,11 @@ def gibbs_sweep(
     ----------
     rng_key : PRNG key
     params : Params with shapes (K,), (K, D), (K, D, D), dtype of ``data``
+        chol_precision lower triangular with positive diagonal.
     data : array, shape (N, D)
-    priors : Priors, arrays already in the dtype of ``data``
+        Its dtype is the dtype of every computation.
+    priors : Priors
+        Their arrays are cast to the dtype of ``data`` here.
 
     Returns
     -------
