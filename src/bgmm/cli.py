@@ -133,6 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="'default': exchangeable priors on standardised data; 'tutorial': the tutorial's",
     )
     fit.add_argument("--target", choices=("correct", "tutorial"), default="correct")
+    fit.add_argument(
+        "--start-candidates",
+        type=_positive_int,
+        default=10,
+        help="best-of-M start search: k-means++ clusterings tried per chain (default 10)",
+    )
     fit.add_argument("--leapfrog-steps", type=_positive_int, default=32, help="per HMC step")
     fit.add_argument(
         "--adaptation",
@@ -236,6 +242,7 @@ def _fit(args) -> int:
             num_draws=args.draws if args.draws is not None else 1000,
             sampler=args.sampler,
             relabel=args.relabel,
+            start_candidates=args.start_candidates,
             num_leapfrog_steps=args.leapfrog_steps,
             adaptation=args.adaptation,
             chain_method=args.chain_method,
