@@ -1,5 +1,12 @@
+import os
+import tempfile
+
 import numpy as np
 import pytest
+
+# The CLI tests start many `bgmm` processes: let them share one compilation cache (kept out
+# of the user's own), so each program compiles once per test session.
+os.environ.setdefault("BGMM_CACHE_DIR", os.path.join(tempfile.gettempdir(), "bgmm-test-cache"))
 
 
 def mcse_of_mean(draws: np.ndarray) -> np.ndarray:
