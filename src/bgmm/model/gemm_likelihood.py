@@ -85,9 +85,13 @@ def _sum_logsumexp(weights: jax.Array, phi: jax.Array) -> jax.Array:
 
 def _sum_logsumexp_fwd(weights, phi):
     logits = phi @ weights.T
-    lse = logsumexp(logits, axis=1, keepdims=True)
-    responsibilities = jnp.exp(logits - lse)
-    return jnp.sum(lse), (responsibilities, phi)
+    # One exp per logit serves both the value and the responsibilities (logsumexp followed
+    # by softmax would take two; at small N the exps are most of the cost).
+    top = jax.lax.stop_gradient(jnp.max(logits, axis=1, keepdims=True))
+    unnormalised = jnp.exp(logits - top)
+    total = jnp.sum(unnormalised, axis=1, keepdims=True)
+    responsibilities = unnormalised / total
+    return jnp.sum(top + jnp.log(total)), (responsibilities, phi)
 
 
 def _sum_logsumexp_bwd(residuals, cotangent):
