@@ -115,7 +115,14 @@ def run_profile(iterations: int) -> dict:
 
     import bgmm  # noqa: F401  (x64)
     from bgmm.inference import prepare_data
-    from bgmm.model import Params, make_logdensity, to_unconstrained, tutorial_priors
+    from bgmm.model import (
+        Params,
+        make_logdensity,
+        to_constrained,
+        to_unconstrained,
+        tutorial_priors,
+    )
+    from bgmm.model.gemm_likelihood import gemm_log_likelihood
     from bgmm.samplers.hmc import Tuning, build_hmc_step, init_hmc
     from bgmm.tutorial import tutorial_data, tutorial_start
 
@@ -132,6 +139,27 @@ def run_profile(iterations: int) -> dict:
             return jax.tree.map(lambda p, q: p + 1e-30 * q, pos, g)
 
         out[f"grad_seconds_{form}"] = _in_loop_seconds(grad_body, position, iterations)
+
+    # The parts of the GEMM-form gradient: prior + Jacobians alone (no data), likelihood alone.
+    no_data = prepare_data(np.zeros((0, 2)), jnp.float64, "gemm")
+
+    def prior_body(pos):
+        _, g = jax.value_and_grad(make_logdensity(no_data, priors, "tutorial"))(pos)
+        return jax.tree.map(lambda p, q: p + 1e-30 * q, pos, g)
+
+    out["grad_seconds_prior_only"] = _in_loop_seconds(prior_body, position, iterations)
+    features = prepare_data(data, jnp.float64, "gemm")
+
+    def likelihood_body(pos):
+        _, g = jax.value_and_grad(lambda q: gemm_log_likelihood(to_constrained(q, 2), features))(
+            pos
+        )
+        return jax.tree.map(lambda p, q: p + 1e-30 * q, pos, g)
+
+    out["grad_seconds_likelihood_only"] = _in_loop_seconds(likelihood_body, position, iterations)
+    out["loop_seconds_empty"] = _in_loop_seconds(
+        lambda pos: jax.tree.map(lambda p: p * (1 + 1e-30), pos), position, iterations
+    )
 
     model_data = prepare_data(data, jnp.float64, "gemm")
     logdensity = make_logdensity(model_data, priors, "tutorial")
@@ -152,7 +180,6 @@ def run_profile(iterations: int) -> dict:
     out["transition_seconds"] = per_transition
     out["leapfrog_seconds_in_kernel"] = per_transition / 5
     out["num_devices"] = jax.local_device_count()
-    del np
     return out
 
 
@@ -166,7 +193,7 @@ def run_rss(out: str, command: list[str]) -> int:
         "returncode": proc.returncode,
         "max_rss_bytes": usage.ru_maxrss * 1024,  # Linux reports KiB
         "wall_seconds": wall,
-        "stdout": proc.stdout[-20000:],
+        "stdout": proc.stdout,
         "stderr": proc.stderr[-4000:],
     }
     with open(out, "w") as f:

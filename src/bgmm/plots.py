@@ -27,11 +27,11 @@ import numpy as np
 __all__ = ["plot_location_kde", "plot_trace"]
 
 _DPI = 100
-_GRID_SIZE = 120  # grid points per axis for the 2-D KDE
+_GRID_SIZE = 100  # grid points per axis for the 2-D KDE
 _KDE_CUT = 3.0  # grid extends this many bandwidths beyond the draws (as seaborn's ``cut``)
 _KDE_LEVELS = 10  # iso-proportion levels, as seaborn's default
 _KDE_THRESH = 0.05  # lowest level is left unfilled (seaborn's ``shade_lowest=False``)
-_MAX_KDE_DRAWS = 4000  # draws per component fed to the KDE (thinned deterministically)
+_MAX_KDE_DRAWS = 1000  # draws per component fed to the KDE (thinned deterministically)
 
 
 # ----------------------------------------------------------------------------------------------
