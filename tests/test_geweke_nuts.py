@@ -12,17 +12,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from priors_for_tests import TEST_PRIORS
 
-from bgmm.model import Params, Priors, make_logdensity, to_constrained, to_unconstrained
+from bgmm.model import Params, make_logdensity, to_constrained, to_unconstrained
 from bgmm.model.normal import mvn_chol_precision_sample
 
-PRIORS = Priors(
-    concentration=np.array([2.0, 3.0]),
-    mean_loc=np.array([[-1.0, 0.0], [1.0, 0.5]]),
-    mean_scale=1.0,
-    wishart_df=5.0,
-    wishart_scale=np.array([[1.0, 0.3], [0.3, 0.5]]),
-)
+PRIORS = TEST_PRIORS
 NUM_OBSERVATIONS = 3
 Z_LIMIT = 4.5
 

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from priors_for_tests import TEST_PRIORS
 from scipy import stats
 
 import bgmm  # noqa: F401  (turns on float64)
@@ -45,13 +46,7 @@ jit = functools.partial(jax.jit, compiler_options={"xla_backend_optimization_lev
 
 # Non-exchangeable priors (as tests/test_prior_only.py): a swapped label or a dropped prior
 # term changes the moments.
-PRIORS = Priors(
-    concentration=np.array([2.0, 3.0]),
-    mean_loc=np.array([[-1.0, 0.0], [1.0, 0.5]]),
-    mean_scale=1.0,
-    wishart_df=5.0,
-    wishart_scale=np.array([[1.0, 0.3], [0.3, 0.5]]),
-)
+PRIORS = TEST_PRIORS
 
 
 def _iid_z(draws: np.ndarray, truth: np.ndarray) -> np.ndarray:

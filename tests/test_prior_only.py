@@ -8,19 +8,14 @@ chance of a false failure is about 13 * 7e-6 ~ 1e-4 per run.
 import jax
 import numpy as np
 import pytest
+from priors_for_tests import TEST_PRIORS
 
 from bgmm.inference import SamplerSettings, sample_posterior
-from bgmm.model import Params, Priors
+from bgmm.model import Params
 
 Z_LIMIT = 4.5
 
-PRIORS = Priors(
-    concentration=np.array([2.0, 3.0]),
-    mean_loc=np.array([[-1.0, 0.0], [1.0, 0.5]]),
-    mean_scale=1.0,
-    wishart_df=5.0,
-    wishart_scale=np.array([[1.0, 0.3], [0.3, 0.5]]),
-)
+PRIORS = TEST_PRIORS
 
 
 def _prior_run(target: str, seed: int = 0) -> dict[str, np.ndarray]:
