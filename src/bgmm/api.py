@@ -13,7 +13,13 @@ import numpy as np
 
 from bgmm.data import Standardizer, check_num_components
 from bgmm.devices import default_chain_method
-from bgmm.inference import ADAPTATIONS, SAMPLERS, SamplerSettings, sample_posterior
+from bgmm.inference import (
+    ADAPTATIONS,
+    SAMPLERS,
+    SamplerSettings,
+    likelihood_data_bytes,
+    sample_posterior,
+)
 from bgmm.model.density import TARGETS, log_joint
 from bgmm.model.likelihood import pointwise_log_likelihood
 from bgmm.model.priors import (
@@ -291,7 +297,10 @@ class BayesianGMM:
         dtype = DTYPES[self.dtype]
         settings = self.sampler_settings
         if settings.chain_method == "auto":
-            settings = settings._replace(chain_method=default_chain_method(self.num_chains))
+            data_bytes = likelihood_data_bytes(model_data.shape, dtype, settings)
+            settings = settings._replace(
+                chain_method=default_chain_method(self.num_chains, data_bytes)
+            )
         run = sample_posterior(
             jax.random.key(self.seed),
             model_data,
@@ -315,26 +324,11 @@ class BayesianGMM:
         relabel = self.relabel
         if relabel == "auto":
             relabel = "pivot" if is_exchangeable(priors) and self.n_components > 1 else "none"
-        subsample = _subsample(data, self.seed)
-        probabilities = classification_probabilities(
-            subsample, draws["weights"], draws["means"], draws["chol_precision"]
-        )
-        if "num_occupied" not in draws:  # Gibbs counts its sampled assignments
-            # A component is occupied when it expects at least one of the N observations.
-            expected_counts = probabilities.sum(axis=2) * (len(data) / len(subsample))
-            draws["num_occupied"] = np.sum(expected_counts >= 1.0, axis=-1)
-        if relabel in ("pivot", "stephens"):
-            perms = pivot_permutations(draws["means"], draws["chol_precision"], draws["lp"])
-            if relabel == "stephens":
-                perms = stephens_permutations(probabilities, initial=perms)
-            for name in ("weights", "means", "chol_precision"):
-                draws[name] = apply_permutations(draws[name], perms)
-            draws["label_permutation"] = perms
-        del probabilities
+        _count_and_relabel(draws, data, relabel, self.seed)
         pointwise = _pointwise_log_likelihood(draws, data) if self.store_log_likelihood else None
 
         s = settings
-        settings = {
+        record = {
             "sampler": s.sampler,
             "target": self.target,
             "priors": priors_name,
@@ -354,7 +348,7 @@ class BayesianGMM:
         }
         # NetCDF attributes have no booleans.
         attrs = {
-            k: int(v) if isinstance(v, bool) else v for k, v in settings.items() if v is not None
+            k: int(v) if isinstance(v, bool) else v for k, v in record.items() if v is not None
         }
         attrs.update(_versions())
         attrs["priors_json"] = _priors_json(priors)
@@ -369,7 +363,7 @@ class BayesianGMM:
             "total_seconds": time.perf_counter() - start_time,
         }
         idata.posterior.attrs.update(timing)
-        return FitResult(idata, summary, settings, timing)
+        return FitResult(idata, summary, record, timing)
 
 
 def demo_model(
@@ -446,6 +440,30 @@ def _starts_in_model_units(initial: Params, scaler: Standardizer | None, num_cha
         means = (means - scaler.center) / scaler.scale
         chol = chol * scaler.scale[:, None]  # diag(scale) L: the inverse of chol_precision_to_data
     return Params(weights, means, chol)
+
+
+def _count_and_relabel(draws: dict, data: np.ndarray, relabel: str, seed: int) -> None:
+    """Add ``num_occupied`` and, unless ``relabel == "none"``, relabel the draws in place.
+
+    Both use the classification probabilities of (a subsample of) the observations. A
+    component is occupied when it expects at least one of the N observations; Gibbs runs
+    bring their own count, from the sampled assignments.
+    """
+    subsample = _subsample(data, seed)
+    probabilities = classification_probabilities(
+        subsample, draws["weights"], draws["means"], draws["chol_precision"]
+    )
+    if "num_occupied" not in draws:
+        expected_counts = probabilities.sum(axis=2) * (len(data) / len(subsample))
+        draws["num_occupied"] = np.sum(expected_counts >= 1.0, axis=-1)
+    if relabel == "none":
+        return
+    perms = pivot_permutations(draws["means"], draws["chol_precision"], draws["lp"])
+    if relabel == "stephens":
+        perms = stephens_permutations(probabilities, initial=perms)
+    for name in ("weights", "means", "chol_precision"):
+        draws[name] = apply_permutations(draws[name], perms)
+    draws["label_permutation"] = perms
 
 
 def _log_joint_scorer(data: np.ndarray, priors: Priors, target: str):

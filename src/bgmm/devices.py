@@ -29,16 +29,23 @@ def use_cpu_cores(num_cores: int | None = None) -> None:
         os.environ["XLA_FLAGS"] = f"{flags} {_HOST_DEVICES_FLAG}={num_cores}".strip()
 
 
-def default_chain_method(num_chains: int) -> str:
+# Above this much data per device, one chain's operations are large enough for XLA to spread
+# each over all cores itself, and a copy of the data per device would cost more memory than
+# parallel chains save time.
+PARALLEL_DATA_LIMIT_BYTES = 64 * 1024**2
+
+
+def default_chain_method(num_chains: int, data_bytes: int = 0) -> str:
     """ "parallel" on several CPU devices, "vectorized" on an accelerator, else "sequential".
 
     On a GPU one vmapped program keeps the device busy; on a CPU vmapped chains run slower
     than sequential ones (measured), so several chains use several host devices when
-    there are, and run one after another when there are not.
+    there are, unless the data (``data_bytes``, as the likelihood reads them) are large.
     """
     backend = jax.default_backend()
     if backend != "cpu":
         return "vectorized"
-    if num_chains > 1 and jax.local_device_count() > 1:
+    many_devices = num_chains > 1 and jax.local_device_count() > 1
+    if many_devices and data_bytes <= PARALLEL_DATA_LIMIT_BYTES:
         return "parallel"
     return "sequential"

@@ -32,6 +32,7 @@ __all__ = [
     "LIKELIHOOD_FORMS",
     "SAMPLERS",
     "SamplerSettings",
+    "likelihood_data_bytes",
     "prepare_data",
     "sample_posterior",
 ]
@@ -94,13 +95,30 @@ def prepare_data(data: np.ndarray, dtype, likelihood: LikelihoodForm = "auto"):
     if likelihood not in LIKELIHOOD_FORMS:
         raise ValueError(f"unknown likelihood {likelihood!r}; expected one of {LIKELIHOOD_FORMS}")
     data = np.asarray(data)
-    if likelihood == "auto":
-        n, d = data.shape
-        size = n * num_features_of(d) * jnp.dtype(dtype).itemsize
-        likelihood = "gemm" if size <= FEATURE_MEMORY_BUDGET_BYTES else "direct"
+    likelihood = _resolve_likelihood(data.shape, dtype, likelihood)
     if likelihood == "gemm":
         return make_features(data, dtype)
     return jnp.asarray(data, dtype)
+
+
+def _resolve_likelihood(shape: tuple[int, int], dtype, likelihood: LikelihoodForm) -> str:
+    if likelihood != "auto":
+        return likelihood
+    n, d = shape
+    size = n * num_features_of(d) * jnp.dtype(dtype).itemsize
+    return "gemm" if size <= FEATURE_MEMORY_BUDGET_BYTES else "direct"
+
+
+def likelihood_data_bytes(shape: tuple[int, int], dtype, settings: SamplerSettings) -> int:
+    """Bytes of what the likelihood reads: the features, or the data themselves."""
+    n, d = shape
+    itemsize = jnp.dtype(dtype).itemsize
+    if (
+        settings.sampler != "gibbs"
+        and _resolve_likelihood(shape, dtype, settings.likelihood) == "gemm"
+    ):
+        return n * num_features_of(d) * itemsize
+    return n * d * itemsize
 
 
 def sample_posterior(

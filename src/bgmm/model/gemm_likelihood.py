@@ -51,14 +51,24 @@ def num_features_of(num_dims: int) -> int:
 
 
 def make_features(data, dtype=jnp.float64) -> Features:
-    """Features of ``data`` (N, D), built once per run in ``dtype``."""
+    """Features of ``data`` (N, D), built once per run in ``dtype``.
+
+    The data are centred on the host in float64, then the features are built on the
+    device by one compiled program, so the only large buffer is Phi itself (no numpy
+    intermediates of the same size, no second copy on the way to the device).
+    """
     data = np.asarray(data, dtype=np.float64)
     n, d = data.shape
     center = data.mean(axis=0) if n else np.zeros(d)
-    y = data - center
-    rows, cols = np.triu_indices(d)
-    phi = np.concatenate([np.ones((n, 1)), y, y[:, rows] * y[:, cols]], axis=1)
-    return Features(jnp.asarray(phi, dtype), jnp.asarray(center, dtype))
+    phi = _features_of_centred(jnp.asarray(data - center, dtype))
+    return Features(phi, jnp.asarray(center, dtype))
+
+
+@jax.jit
+def _features_of_centred(y: jax.Array) -> jax.Array:
+    rows, cols = np.triu_indices(y.shape[1])
+    ones = jnp.ones((y.shape[0], 1), y.dtype)
+    return jnp.concatenate([ones, y, y[:, rows] * y[:, cols]], axis=1)
 
 
 def _component_weights(params: Params, center: jax.Array) -> jax.Array:
@@ -90,14 +100,14 @@ def _sum_logsumexp_fwd(weights, phi):
     top = jax.lax.stop_gradient(jnp.max(logits, axis=1, keepdims=True))
     unnormalised = jnp.exp(logits - top)
     total = jnp.sum(unnormalised, axis=1, keepdims=True)
-    responsibilities = unnormalised / total
-    return jnp.sum(top + jnp.log(total)), (responsibilities, phi)
+    # d/dW sum_i logsumexp_k (phi_i . w_k) = R' Phi, the sufficient statistics. Computed
+    # here, the backward pass keeps a K x F matrix instead of the N x K responsibilities.
+    statistics = (unnormalised / total).T @ phi
+    return jnp.sum(top + jnp.log(total)), statistics
 
 
-def _sum_logsumexp_bwd(residuals, cotangent):
-    responsibilities, phi = residuals
-    # d/dW sum_i logsumexp_k (phi_i . w_k) = R' Phi: the sufficient statistics.
-    return cotangent * (responsibilities.T @ phi), None
+def _sum_logsumexp_bwd(statistics, cotangent):
+    return cotangent * statistics, None
 
 
 _sum_logsumexp.defvjp(_sum_logsumexp_fwd, _sum_logsumexp_bwd)
