@@ -157,6 +157,15 @@ def run_profile(iterations: int) -> dict:
         return jax.tree.map(lambda p, q: p + 1e-30 * q, pos, g)
 
     out["grad_seconds_likelihood_only"] = _in_loop_seconds(likelihood_body, position, iterations)
+    # The floor of the GEMM likelihood at this size: logits, responsibilities, statistics.
+    phi = features.phi
+    weights = jnp.full((3, phi.shape[1]), 0.01)
+
+    def gemms_body(w):
+        stats = jax.nn.softmax(phi @ w.T, axis=1).T @ phi
+        return w + 1e-30 * stats
+
+    out["gemms_seconds"] = _in_loop_seconds(gemms_body, weights, iterations)
     out["loop_seconds_empty"] = _in_loop_seconds(
         lambda pos: jax.tree.map(lambda p: p * (1 + 1e-30), pos), position, iterations
     )
