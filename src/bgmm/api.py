@@ -422,7 +422,7 @@ def demo(target: str = "correct", *, progress: bool = False, **options) -> FitRe
     the first 400 of 500 burn-in steps, 2000 kept draws. ``target="correct"`` samples the
     model as written with 4 chains and the default windowed adaptation. ``options`` are
     those of :func:`demo_model` (num_chains, num_warmup, num_draws, seed, dtype,
-    chain_method).
+    chain_method, sampler, relabel).
     """
     model = demo_model(target, **options)
     return model.fit(tutorial_data(), initial=Params(*tutorial_start()), progress=progress)
