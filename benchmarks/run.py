@@ -531,49 +531,6 @@ def synthetic(n: int, d: int, k: int, seed: int = 0):
     return y, (weights, means, chol)
 
 
-def device_features(y: np.ndarray, dtype):
-    """bgmm's ``make_features`` built on the device in one fused program: the same numbers
-    (same centre, same products, checked against make_features), without its host-side
-    temporaries, so that the curve reaches larger N in the same memory."""
-    import jax
-    import jax.numpy as jnp
-
-    from bgmm.model.gemm_likelihood import Features
-
-    d = y.shape[1]
-    center = y.mean(axis=0)
-    rows, cols = np.triu_indices(d)
-
-    @jax.jit
-    def build(y, center):
-        z = y - center
-        phi = jnp.concatenate([jnp.ones((y.shape[0], 1), y.dtype), z, z[:, rows] * z[:, cols]], 1)
-        return phi.astype(dtype)
-
-    phi = build(jnp.asarray(y, jnp.float64), jnp.asarray(center))
-    return Features(phi, jnp.asarray(center, dtype))
-
-
-def check_device_features() -> dict:
-    """How far device_features is from bgmm's make_features (max relative difference per
-    dtype; 0 means bit for bit)."""
-    import jax.numpy as jnp
-
-    from bgmm.model.gemm_likelihood import make_features
-
-    y, _ = synthetic(5000, 5, 3, seed=3)
-    out = {}
-    for name, dtype in (("float64", jnp.float64), ("float32", jnp.float32)):
-        a, b = make_features(y, dtype), device_features(y, dtype)
-        a_phi, b_phi = np.asarray(a.phi, np.float64), np.asarray(b.phi, np.float64)
-        scale = np.maximum(np.abs(a_phi), 1e-300)
-        out[name] = float(np.max(np.abs(a_phi - b_phi) / scale))
-        out[name + "_center_equal"] = bool(
-            np.array_equal(np.asarray(a.center), np.asarray(b.center))
-        )
-    return out
-
-
 TIMINGS_MIN: list[float] = []  # the fastest repeat of each time_call, for the JSON
 
 
@@ -706,6 +663,8 @@ def measure_point(
 ) -> dict:
     import jax.numpy as jnp
 
+    from bgmm.model.gemm_likelihood import make_features
+
     dtype = DTYPES[dtype_name]
     row: dict = {"N": n, "D": d, "K": k, "dtype": dtype_name, "F": num_features(d)}
     memory = form_memory(n, d, k, np.dtype(dtype).itemsize)
@@ -715,7 +674,7 @@ def measure_point(
         key = (n, d, dtype_name)
         features = cache.get(key) if cache is not None else None
         if features is None:
-            features = device_features(y, dtype)
+            features = make_features(y, dtype)
             if cache is not None:
                 cache.clear()
                 cache[key] = features
@@ -770,21 +729,12 @@ def code_rss(code: str, tmp: Path) -> int:
     return json.loads(record_path.read_text())["max_rss_bytes"]
 
 
-def features_rss(n: int, d: int, k: int, dtype_name: str, tmp: Path, how: str) -> int:
-    """Max RSS of a process that loads the .npy and builds the features: with bgmm's
-    make_features ("make_features"), or with this file's device_features ("device": one
-    fused program, no host temporaries; a sketch of how make_features could build them)."""
+def features_rss(n: int, d: int, k: int, dtype_name: str, tmp: Path) -> int:
+    """Max RSS of a process that loads the .npy and builds bgmm's features."""
     path = str(data_file(n, d, k, tmp))
-    if how == "make_features":
-        build = "from bgmm.model.gemm_likelihood import make_features as build\n"
-    else:
-        build = (
-            f"import sys; sys.path.insert(0, {str(HERE)!r})\n"
-            "from run import device_features as build\n"
-        )
     code = (
         "import numpy as np, jax.numpy as jnp, bgmm\n"
-        + build
+        "from bgmm.model.gemm_likelihood import make_features as build\n"
         + f"f = build(np.load({path!r}), jnp.{dtype_name})\n"
         "f.phi.block_until_ready()"
     )
@@ -867,7 +817,6 @@ def part3(opts, results: dict) -> dict:
         "N": n,
         "D": d,
         "K": k,
-        "device_features_vs_make_features": check_device_features(),
         "points": [],
         "fit_memory": [],
     }
@@ -929,12 +878,7 @@ def part3(opts, results: dict) -> dict:
             out["baseline_rss_bytes"] = baseline_rss(tmp)
             out["fit_imports_rss_bytes"] = code_rss(FIT_IMPORTS, tmp)
             out["features_rss_bytes"] = {
-                dtype_name: features_rss(n, d, k, dtype_name, tmp, "make_features")
-                for dtype_name in opts.dtypes
-            }
-            out["device_features_rss_bytes"] = {
-                dtype_name: features_rss(n, d, k, dtype_name, tmp, "device")
-                for dtype_name in opts.dtypes
+                dtype_name: features_rss(n, d, k, dtype_name, tmp) for dtype_name in opts.dtypes
             }
             # (N, dtype, longer run): the size itself in each dtype; the same with a longer
             # run (memory does not grow with the run); a small N (the fixed cost of a fit).
@@ -988,19 +932,6 @@ def part3(opts, results: dict) -> dict:
                 0,
             ]
         )
-        for dtype_name, rss in out["device_features_rss_bytes"].items():
-            rows.append(
-                [
-                    f"np.load + features built on device, N={power_of_ten(n)}",
-                    dtype_name,
-                    "-",
-                    rss / GIB,
-                    None,
-                    None,
-                    None,
-                    0,
-                ]
-            )
         for dtype_name, rss in out["features_rss_bytes"].items():
             rows.append(
                 [
