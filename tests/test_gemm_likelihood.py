@@ -7,7 +7,12 @@ import pytest
 
 from bgmm.inference import prepare_data
 from bgmm.model import Params, log_likelihood, to_constrained, to_unconstrained
-from bgmm.model.gemm_likelihood import Features, gemm_log_likelihood, make_features
+from bgmm.model.gemm_likelihood import (
+    SMALL_LOGITS,
+    Features,
+    gemm_log_likelihood,
+    make_features,
+)
 
 
 def _random_problem(rng, n, k, d, offset=0.0):
@@ -48,8 +53,12 @@ def _relative_error(a, b):
     )
 
 
-@pytest.mark.parametrize(("n", "k", "d"), [(50, 1, 1), (200, 3, 2), (300, 5, 4), (100, 2, 7)])
+# Small problems lay the logits out K x N, large ones N x K (gemm_likelihood.SMALL_LOGITS).
+@pytest.mark.parametrize(
+    ("n", "k", "d"), [(50, 1, 1), (200, 3, 2), (300, 5, 4), (100, 2, 7), (6000, 3, 2)]
+)
 def test_gemm_form_equals_direct_form_in_float64(n, k, d):
+    assert (n * k > SMALL_LOGITS) == (n == 6000)
     data, params = _random_problem(np.random.default_rng(n + k + d), n, k, d)
     (v1, g1), (v2, g2) = (_value_and_grad(f, params, data, jnp.float64) for f in ("gemm", "direct"))
     assert abs(float(v1) - float(v2)) <= 1e-10 * abs(float(v2))
@@ -64,9 +73,10 @@ def test_features_are_centred_so_far_away_data_keep_their_precision():
     assert _relative_error(g1, g2) <= 1e-8
 
 
-def test_float32_on_standardised_data_within_documented_tolerance():
+@pytest.mark.parametrize("n", [2000, 20000])
+def test_float32_on_standardised_data_within_documented_tolerance(n):
     """float32: value and gradient within 1e-4 relative of float64 on standardised data."""
-    data, params = _random_problem(np.random.default_rng(6), 2000, 4, 3)
+    data, params = _random_problem(np.random.default_rng(6), n, 4, 3)
     data = (data - data.mean(0)) / data.std(0)
     v32, g32 = _value_and_grad("gemm", params, data, jnp.float32)
     v64, g64 = _value_and_grad("direct", params, data, jnp.float64)

@@ -63,9 +63,10 @@ def test_chains_spread_over_devices_give_the_same_draws():
         pytest.skip("needs XLA_FLAGS=--xla_force_host_platform_device_count=2 (bgmm sets it)")
     a = _run("sequential", num_chains=3)
     b = _run("parallel", num_chains=3)
-    # Another device may round one operation differently; 100 HMC steps grow that to ~1e-8.
+    # The sharded program may round one operation differently, and 100 HMC steps grow that
+    # (measured: up to 3e-5); a wrong key or a misplaced chain would differ by O(0.1).
     for name in ("weights", "means", "chol_precision", "step_size"):
-        np.testing.assert_allclose(a.draws[name], b.draws[name], rtol=1e-6, atol=1e-8)
+        np.testing.assert_allclose(a.draws[name], b.draws[name], rtol=1e-3, atol=1e-4)
 
 
 def test_parallel_chains_with_forced_host_devices(tmp_path):

@@ -15,9 +15,11 @@ from bgmm.data import Standardizer, check_num_components
 from bgmm.devices import default_chain_method
 from bgmm.inference import (
     ADAPTATIONS,
+    DEFAULT_TARGET_ACCEPT,
     SAMPLERS,
     SamplerSettings,
     likelihood_data_bytes,
+    prepare_sampler_data,
     sample_posterior,
 )
 from bgmm.model.density import TARGETS, log_joint
@@ -114,6 +116,9 @@ class BayesianGMM:
     step_size : float
         Initial step size.
     adaptation : "window" or "tutorial"
+    target_accept : float in (0, 1) or None
+        Mean acceptance probability the window adaptation aims its step size at. None:
+        0.65 for HMC, 0.8 for NUTS (:data:`bgmm.inference.DEFAULT_TARGET_ACCEPT`).
     chain_method : "auto", "sequential", "vectorized" or "parallel"
         "auto": one chain per CPU core ("parallel") when there are several, vmapped on an
         accelerator, else one after another (:func:`bgmm.devices.default_chain_method`).
@@ -142,10 +147,11 @@ class BayesianGMM:
         num_chains: int = 4,
         num_warmup: int = 1000,
         num_draws: int = 1000,
-        num_leapfrog_steps: int = 32,
+        num_leapfrog_steps: int = 16,
         max_tree_depth: int = 10,
         step_size: float = 0.1,
         adaptation: str = "window",
+        target_accept: float | None = None,
         chain_method: str = "auto",
         dtype: str = "float64",
         seed: int = 0,
@@ -197,6 +203,8 @@ class BayesianGMM:
                 raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
         if not step_size > 0:
             raise ValueError(f"step_size must be positive, got {step_size!r}")
+        if target_accept is not None and not 0 < target_accept < 1:
+            raise ValueError(f"target_accept must be in (0, 1), got {target_accept!r}")
         self.n_components = int(n_components)
         self.priors = priors
         self.target = target
@@ -215,6 +223,7 @@ class BayesianGMM:
             max_tree_depth=int(max_tree_depth),
             step_size=float(step_size),
             adaptation=adaptation,
+            target_accept=None if target_accept is None else float(target_accept),
             num_adaptation_steps=min(TUTORIAL_SAMPLER.num_adaptation_steps, int(num_warmup)),
             chain_method=chain_method,
         )
@@ -301,9 +310,13 @@ class BayesianGMM:
             settings = settings._replace(
                 chain_method=default_chain_method(self.num_chains, data_bytes)
             )
+        sampler_data = prepare_sampler_data(model_data, dtype, settings)
+        # The sampler reads its own copy (the features, or the data on the device): drop the
+        # standardised host copy, N x D float64, before it runs.
+        del model_data
         run = sample_posterior(
             jax.random.key(self.seed),
-            model_data,
+            sampler_data,
             priors,
             starts,
             settings,
@@ -333,6 +346,9 @@ class BayesianGMM:
             "target": self.target,
             "priors": priors_name,
             "adaptation": s.adaptation,
+            "target_accept": (s.target_accept or DEFAULT_TARGET_ACCEPT[s.sampler])
+            if s.adaptation == "window" and s.sampler != "gibbs"
+            else None,
             "num_chains": self.num_chains,
             "num_warmup": s.num_warmup,
             "num_draws": s.num_draws,

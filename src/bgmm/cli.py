@@ -39,6 +39,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}")
+    return value
+
+
 def _count(text: str) -> int:
     try:
         value = int(text)
@@ -139,7 +149,17 @@ def build_parser() -> argparse.ArgumentParser:
         default=10,
         help="best-of-M start search: k-means++ clusterings tried per chain (default 10)",
     )
-    fit.add_argument("--leapfrog-steps", type=_positive_int, default=32, help="per HMC step")
+    fit.add_argument(
+        "--leapfrog-steps",
+        type=_positive_int,
+        default=16,
+        help="mean leapfrog steps per HMC transition (default 16)",
+    )
+    fit.add_argument(
+        "--target-accept",
+        type=_probability,
+        help="acceptance rate the step size is adapted to (default 0.65 HMC, 0.8 NUTS)",
+    )
     fit.add_argument(
         "--adaptation",
         choices=("window", "tutorial"),
@@ -245,6 +265,7 @@ def _fit(args) -> int:
             start_candidates=args.start_candidates,
             num_leapfrog_steps=args.leapfrog_steps,
             adaptation=args.adaptation,
+            target_accept=args.target_accept,
             chain_method=args.chain_method,
             dtype=args.dtype,
             seed=args.seed,

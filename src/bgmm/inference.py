@@ -13,7 +13,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from bgmm.model.density import Target, log_prior, make_logdensity
-from bgmm.model.gemm_likelihood import make_features, num_features_of
+from bgmm.model.gemm_likelihood import Features, make_features, num_features_of
 from bgmm.model.priors import Priors
 from bgmm.model.transforms import (
     Params,
@@ -29,11 +29,13 @@ from bgmm.samplers.runner import ChainMethod, Kernel, RunOutput, run_chains
 
 __all__ = [
     "ADAPTATIONS",
+    "DEFAULT_TARGET_ACCEPT",
     "LIKELIHOOD_FORMS",
     "SAMPLERS",
     "SamplerSettings",
     "likelihood_data_bytes",
     "prepare_data",
+    "prepare_sampler_data",
     "sample_posterior",
 ]
 
@@ -45,6 +47,10 @@ LIKELIHOOD_FORMS: tuple[str, ...] = ("auto", "gemm", "direct")
 FEATURE_MEMORY_BUDGET_BYTES = 2 * 1024**3
 Sampler = Literal["hmc", "nuts", "gibbs"]
 SAMPLERS: tuple[str, ...] = ("hmc", "nuts", "gibbs")
+# HMC with a fixed path length mixes best per gradient near 0.65 (Beskos et al. 2013); on
+# the tutorial's posterior 16 steps at 0.65 gave 1.5x the ESS per gradient of 32 steps at
+# 0.8 (docs/benchmarks.md). NUTS keeps Stan's 0.8.
+DEFAULT_TARGET_ACCEPT = {"hmc": 0.65, "nuts": 0.8}
 
 
 class SamplerSettings(NamedTuple):
@@ -63,8 +69,9 @@ class SamplerSettings(NamedTuple):
     adaptation : "window" (dual averaging + diagonal mass matrix) or "tutorial"
     num_adaptation_steps : int
         Steps the tutorial rule adapts for; ignored by "window" (which adapts all warm-up).
-    target_accept : float
-        Acceptance probability the adaptation aims at.
+    target_accept : float or None
+        Acceptance probability the adaptation aims at; None: DEFAULT_TARGET_ACCEPT of the
+        sampler.
     chain_method : "sequential" or "vectorized"
     likelihood : "auto", "gemm" or "direct"
         How the log-likelihood is computed (:func:`prepare_data`).
@@ -73,12 +80,12 @@ class SamplerSettings(NamedTuple):
     sampler: Sampler = "hmc"
     num_warmup: int = 1000
     num_draws: int = 1000
-    num_leapfrog_steps: int = 32
+    num_leapfrog_steps: int = 16
     max_tree_depth: int = 10
     step_size: float = 0.1
     adaptation: Adaptation = "window"
     num_adaptation_steps: int = 400
-    target_accept: float = 0.8
+    target_accept: float | None = None
     chain_method: ChainMethod = "sequential"
     likelihood: LikelihoodForm = "auto"
 
@@ -109,6 +116,17 @@ def _resolve_likelihood(shape: tuple[int, int], dtype, likelihood: LikelihoodFor
     return "gemm" if size <= FEATURE_MEMORY_BUDGET_BYTES else "direct"
 
 
+def prepare_sampler_data(data: np.ndarray, dtype, settings: SamplerSettings):
+    """What the sampler reads of ``data`` (N, D): Gibbs the data on the device, HMC and NUTS
+    the likelihood's form of them (:func:`prepare_data`).
+
+    Built before :func:`sample_posterior` lets the caller drop its host copy of the data.
+    """
+    if settings.sampler == "gibbs":
+        return jnp.asarray(data, dtype)
+    return prepare_data(data, dtype, settings.likelihood)
+
+
 def likelihood_data_bytes(shape: tuple[int, int], dtype, settings: SamplerSettings) -> int:
     """Bytes of what the likelihood reads: the features, or the data themselves."""
     n, d = shape
@@ -137,7 +155,8 @@ def sample_posterior(
     Parameters
     ----------
     rng_key : PRNG key
-    data : array, shape (N, D), in the units the priors are written in
+    data : numpy array, shape (N, D), in the units the priors are written in; or what
+        :func:`prepare_sampler_data` made of it (a jax array or Features), used as is
     priors : Priors
     initial_params : Params with leading chain axis: (C, K), (C, K, D), (C, K, D, D)
     settings : SamplerSettings
@@ -158,13 +177,14 @@ def sample_posterior(
     """
     if settings.sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {settings.sampler!r}; expected one of {SAMPLERS}")
+    if not isinstance(data, jax.Array | Features):
+        data = prepare_sampler_data(np.asarray(data), dtype, settings)
     if settings.sampler == "gibbs":
         return _sample_gibbs(
             rng_key, data, priors, initial_params, settings, target, dtype, progress, max_chunks
         )
     num_features = priors.num_features
     priors = priors.astype(dtype)
-    model_data = prepare_data(data, dtype, settings.likelihood)
 
     def make_kernel(model_data) -> Kernel:
         logdensity = make_logdensity(model_data, priors, target)
@@ -211,7 +231,8 @@ def sample_posterior(
     if settings.adaptation == "tutorial":
         adaptation = tutorial_step_size_rule(settings.num_adaptation_steps)
     elif settings.adaptation == "window":
-        adaptation = window_adaptation(settings.num_warmup, settings.target_accept)
+        target_accept = settings.target_accept or DEFAULT_TARGET_ACCEPT[settings.sampler]
+        adaptation = window_adaptation(settings.num_warmup, target_accept)
     else:
         raise ValueError(
             f"unknown adaptation {settings.adaptation!r}; expected one of {ADAPTATIONS}"
@@ -225,7 +246,7 @@ def sample_posterior(
         make_kernel,
         adaptation,
         positions,
-        data=model_data,
+        data=data,
         num_warmup=settings.num_warmup,
         num_draws=settings.num_draws,
         initial_tuning=initial_tuning,
@@ -275,7 +296,7 @@ def _sample_gibbs(
         make_kernel,
         None,
         positions,
-        data=jnp.asarray(data, dtype),
+        data=data,
         num_warmup=settings.num_warmup,
         num_draws=settings.num_draws,
         initial_tuning=unused_tuning,

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from bgmm.memory import release_free_heap
 from bgmm.samplers.adaptation import Adaptation
 from bgmm.samplers.hmc import Tuning
 
@@ -159,6 +160,7 @@ def run_chains(
         return jax.lax.scan(body, carry, start + jnp.arange(chunk))
 
     layout = _ChainLayout(chain_method, num_chains)
+    release_free_heap()  # what the start search and the feature build freed
     compile_start = time.perf_counter()
     device_data = layout.put(data)
     example_position = layout.take(initial_positions, layout.groups[0])
@@ -170,6 +172,7 @@ def run_chains(
         run_steps, (0, 0, None, DATA), example_carry, example_key, start0, device_data
     )
     final_fn = layout.compile(lambda a: tuning_of(a, False), (0,), example_carry[1])
+    release_free_heap()  # the compiler's scratch memory, before the sampler adds its own
     compile_seconds = time.perf_counter() - compile_start
 
     bar = _progress_bar(num_chains * num_steps, progress)
