@@ -7,10 +7,12 @@ output file created or overwritten.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import NoReturn
@@ -174,10 +176,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def run() -> NoReturn:
+    """The ``bgmm`` console command: :func:`main` in a process that ends with it."""
+    import bgmm  # noqa: F401
+
+    # What is imported now lives until exit: the garbage collector need not scan it at
+    # every collection (JAX's tracing triggers many) nor once more at exit. Measured on a
+    # warm `bgmm demo`: 0.35 s less in the run and 0.4 s less at exit.
+    gc.freeze()
+    code = main()
+    gc.freeze()
+    sys.exit(code)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+        if args.command in ("demo", "fit"):
+            _import_output_libraries_in_background(plots=not args.no_plots)
         if args.version:
             from importlib.metadata import version
 
@@ -192,6 +209,30 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+
+
+def _import_output_libraries_in_background(plots: bool) -> None:
+    """Import what the outputs need (ArviZ, xarray, h5netcdf, matplotlib) on a thread.
+
+    Their imports take about 0.6 s, all in Python. The main thread imports JAX and then
+    spends most of its time inside XLA (compiling, sampling) with the GIL released, so
+    these imports overlap it (measured: 0.2 to 0.3 s off a warm ``bgmm demo``). Python's
+    per-module import locks make a module imported from both threads load once.
+    """
+
+    def load() -> None:
+        try:
+            import arviz  # noqa: F401
+            import h5netcdf  # noqa: F401
+            import xarray  # noqa: F401
+
+            if plots:
+                import matplotlib.backends.backend_agg
+                import matplotlib.figure  # noqa: F401
+        except Exception:  # the main thread's own import reports it
+            pass
+
+    threading.Thread(target=load, name="bgmm-imports", daemon=True).start()
 
 
 def _user_errors():
@@ -403,4 +444,4 @@ def _finish(result, record, written, args, preamble: str | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
