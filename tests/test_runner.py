@@ -1,10 +1,16 @@
 """The chain runner: chunking and chain layout must not change the draws."""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bgmm.inference import SamplerSettings, sample_posterior
+from bgmm.inference import (
+    DeferredData,
+    SamplerSettings,
+    prepare_sampler_data,
+    sample_posterior,
+)
 from bgmm.model import Params, tutorial_priors
 from bgmm.samplers.runner import run_chains
 from bgmm.tutorial import tutorial_data, tutorial_start
@@ -107,3 +113,23 @@ def test_unknown_chain_method_is_refused():
             initial_tuning=None,
             chain_method="parallel-universe",
         )
+
+
+def test_data_given_built_or_deferred_give_the_same_draws():
+    """The data as an array, as DeferredData (built after compiling) or already prepared."""
+    y = tutorial_data(200)
+    initial = Params(*(np.repeat(a[None], 2, axis=0) for a in tutorial_start()))
+    settings = SamplerSettings(num_warmup=30, num_draws=20, num_leapfrog_steps=4)
+
+    def draws(data):
+        run = sample_posterior(jax.random.key(5), data, tutorial_priors(), initial, settings)
+        return run.draws["means"]
+
+    loads = []
+    deferred = DeferredData(y.shape, lambda: loads.append(1) or y)
+    a = draws(y)
+    b = draws(deferred)
+    c = draws(prepare_sampler_data(y, jnp.float64, settings))
+    assert loads == [1]
+    np.testing.assert_allclose(a, b, rtol=1e-12)
+    np.testing.assert_allclose(a, c, rtol=1e-12)

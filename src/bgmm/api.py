@@ -17,9 +17,9 @@ from bgmm.inference import (
     ADAPTATIONS,
     DEFAULT_TARGET_ACCEPT,
     SAMPLERS,
+    DeferredData,
     SamplerSettings,
     likelihood_data_bytes,
-    prepare_sampler_data,
     sample_posterior,
 )
 from bgmm.model.density import TARGETS, log_joint
@@ -310,10 +310,13 @@ class BayesianGMM:
             settings = settings._replace(
                 chain_method=default_chain_method(self.num_chains, data_bytes)
             )
-        sampler_data = prepare_sampler_data(model_data, dtype, settings)
-        # The sampler reads its own copy (the features, or the data on the device): drop the
-        # standardised host copy, N x D float64, before it runs.
-        del model_data
+        if scaler is not None:
+            # Standardised again when the sampler asks (after compiling), so that this N x D
+            # copy is not in memory while it compiles and samples.
+            del model_data
+            sampler_data = DeferredData(data.shape, lambda: scaler.transform(data))
+        else:
+            sampler_data = data
         run = sample_posterior(
             jax.random.key(self.seed),
             sampler_data,

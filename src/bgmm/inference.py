@@ -5,6 +5,7 @@ jax and numpy only; no I/O.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal, NamedTuple
 
 import jax
@@ -25,13 +26,14 @@ from bgmm.samplers.adaptation import tutorial_step_size_rule, window_adaptation
 from bgmm.samplers.gibbs import build_gibbs_kernel
 from bgmm.samplers.hmc import Tuning, build_hmc_step, init_hmc
 from bgmm.samplers.nuts import build_nuts_step
-from bgmm.samplers.runner import ChainMethod, Kernel, RunOutput, run_chains
+from bgmm.samplers.runner import ChainMethod, Kernel, LazyData, RunOutput, run_chains
 
 __all__ = [
     "ADAPTATIONS",
     "DEFAULT_TARGET_ACCEPT",
     "LIKELIHOOD_FORMS",
     "SAMPLERS",
+    "DeferredData",
     "SamplerSettings",
     "likelihood_data_bytes",
     "prepare_data",
@@ -116,15 +118,53 @@ def _resolve_likelihood(shape: tuple[int, int], dtype, likelihood: LikelihoodFor
     return "gemm" if size <= FEATURE_MEMORY_BUDGET_BYTES else "direct"
 
 
+class DeferredData(NamedTuple):
+    """(N, D) data made only when the sampler needs them.
+
+    :func:`sample_posterior` calls ``load`` once its programs are compiled, builds what the
+    sampler reads (the features) and drops the array: a standardised copy made this way is
+    never in memory while the compiler or the sampler works.
+
+    Attributes
+    ----------
+    shape : (N, D)
+    load : () -> numpy array of that shape
+    """
+
+    shape: tuple[int, int]
+    load: Callable[[], np.ndarray]
+
+
 def prepare_sampler_data(data: np.ndarray, dtype, settings: SamplerSettings):
     """What the sampler reads of ``data`` (N, D): Gibbs the data on the device, HMC and NUTS
-    the likelihood's form of them (:func:`prepare_data`).
-
-    Built before :func:`sample_posterior` lets the caller drop its host copy of the data.
-    """
+    the likelihood's form of them (:func:`prepare_data`)."""
     if settings.sampler == "gibbs":
         return jnp.asarray(data, dtype)
     return prepare_data(data, dtype, settings.likelihood)
+
+
+def _sampler_data_shapes(shape: tuple[int, int], dtype, settings: SamplerSettings):
+    """Shapes and dtypes of :func:`prepare_sampler_data`'s result, without building it."""
+    n, d = shape
+    if settings.sampler != "gibbs" and _resolve_likelihood(shape, dtype, settings.likelihood) == (
+        "gemm"
+    ):
+        return Features(
+            jax.ShapeDtypeStruct((n, num_features_of(d)), dtype), jax.ShapeDtypeStruct((d,), dtype)
+        )
+    return jax.ShapeDtypeStruct((n, d), dtype)
+
+
+def _lazy_sampler_data(data: np.ndarray | DeferredData, dtype, settings) -> LazyData:
+    if isinstance(data, DeferredData):
+        shape, load = data.shape, data.load
+    else:
+        data = np.asarray(data)
+        shape, load = data.shape, lambda: data
+    return LazyData(
+        _sampler_data_shapes(shape, dtype, settings),
+        lambda: prepare_sampler_data(load(), dtype, settings),
+    )
 
 
 def likelihood_data_bytes(shape: tuple[int, int], dtype, settings: SamplerSettings) -> int:
@@ -155,8 +195,10 @@ def sample_posterior(
     Parameters
     ----------
     rng_key : PRNG key
-    data : numpy array, shape (N, D), in the units the priors are written in; or what
-        :func:`prepare_sampler_data` made of it (a jax array or Features), used as is
+    data : numpy array, shape (N, D), in the units the priors are written in, or
+        DeferredData; either is turned into what the sampler reads (the features) only
+        after the sampler's programs are compiled. What :func:`prepare_sampler_data` made
+        of such data (a jax array or Features) is used as is.
     priors : Priors
     initial_params : Params with leading chain axis: (C, K), (C, K, D), (C, K, D, D)
     settings : SamplerSettings
@@ -178,7 +220,7 @@ def sample_posterior(
     if settings.sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {settings.sampler!r}; expected one of {SAMPLERS}")
     if not isinstance(data, jax.Array | Features):
-        data = prepare_sampler_data(np.asarray(data), dtype, settings)
+        data = _lazy_sampler_data(data, dtype, settings)
     if settings.sampler == "gibbs":
         return _sample_gibbs(
             rng_key, data, priors, initial_params, settings, target, dtype, progress, max_chunks

@@ -22,7 +22,7 @@ from bgmm.memory import release_free_heap
 from bgmm.samplers.adaptation import Adaptation
 from bgmm.samplers.hmc import Tuning
 
-__all__ = ["ChainMethod", "Kernel", "RunOutput", "run_chains"]
+__all__ = ["ChainMethod", "Kernel", "LazyData", "RunOutput", "run_chains"]
 
 ChainMethod = Literal["sequential", "vectorized", "parallel"]
 CHAIN_METHODS: tuple[str, ...] = ("sequential", "vectorized", "parallel")
@@ -45,6 +45,23 @@ class Kernel(NamedTuple):
     acceptance_rate: Callable[[Any], jax.Array]
     position: Callable[[Any], Any]
     record: Callable[[Any, Any, Any], dict[str, jax.Array]]
+
+
+class LazyData(NamedTuple):
+    """Data that the runner builds only after compiling its programs.
+
+    Compiling needs only shapes. Building large data (the features) afterwards keeps them
+    out of memory while the compiler works, and the compiler's freed memory is returned
+    before they arrive: the peak of a run is the larger of the two, not their sum.
+
+    Attributes
+    ----------
+    shapes : pytree of jax.ShapeDtypeStruct
+    load : () -> pytree of arrays with exactly those shapes and dtypes
+    """
+
+    shapes: Any
+    load: Callable[[], Any]
 
 
 class RunOutput(NamedTuple):
@@ -96,7 +113,7 @@ def run_chains(
     adaptation : Adaptation or None
         None keeps ``initial_tuning`` throughout (a sampler with nothing to tune).
     initial_positions : pytree, every leaf with leading axis num_chains
-    data : pytree of arrays
+    data : pytree of arrays, or LazyData
         What the target density depends on. It is an argument of the compiled functions,
         never a constant baked into them: large constants slow compilation down and are
         copied into the executable.
@@ -160,20 +177,22 @@ def run_chains(
         return jax.lax.scan(body, carry, start + jnp.arange(chunk))
 
     layout = _ChainLayout(chain_method, num_chains)
-    release_free_heap()  # what the start search and the feature build freed
+    release_free_heap()  # what the start search freed
     compile_start = time.perf_counter()
-    device_data = layout.put(data)
+    lazy = isinstance(data, LazyData)
+    data_spec = layout.abstract(data.shapes) if lazy else layout.put(data)
     example_position = layout.take(initial_positions, layout.groups[0])
     example_key = chain_keys[layout.groups[0]]
-    init_fn = layout.compile(init_chain, (0, DATA), example_position, device_data)
-    example_carry = init_fn(example_position, device_data)
+    init_fn = layout.compile(init_chain, (0, DATA), example_position, data_spec)
+    example_carry = init_fn.out_info
     start0 = jnp.asarray(0, jnp.int32)
     steps_fn = layout.compile(
-        run_steps, (0, 0, None, DATA), example_carry, example_key, start0, device_data
+        run_steps, (0, 0, None, DATA), example_carry, example_key, start0, data_spec
     )
     final_fn = layout.compile(lambda a: tuning_of(a, False), (0,), example_carry[1])
-    release_free_heap()  # the compiler's scratch memory, before the sampler adds its own
+    release_free_heap()  # the compiler's scratch memory, before the data and the sampler
     compile_seconds = time.perf_counter() - compile_start
+    device_data = layout.put(data.load()) if lazy else data_spec
 
     bar = _progress_bar(num_chains * num_steps, progress)
     sampling_start = time.perf_counter()
@@ -242,6 +261,13 @@ class _ChainLayout:
         if self.mesh is None:
             return jax.device_put(data)
         return jax.device_put(data, NamedSharding(self.mesh, PartitionSpec()))
+
+    def abstract(self, shapes):
+        """What :meth:`put` will make of data of these shapes, for compiling."""
+        sharding = None if self.mesh is None else NamedSharding(self.mesh, PartitionSpec())
+        return jax.tree.map(
+            lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), shapes
+        )
 
     @staticmethod
     def take(tree, group: np.ndarray):
