@@ -5,13 +5,13 @@ jax and numpy only; no I/O.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.flatten_util import ravel_pytree
 
 from bgmm.model.density import Target, log_prior, make_logdensity
 from bgmm.model.gemm_likelihood import Features, make_features, num_features_of
@@ -280,9 +280,10 @@ def sample_posterior(
             f"unknown adaptation {settings.adaptation!r}; expected one of {ADAPTATIONS}"
         )
 
-    positions = to_unconstrained(Params(*(jnp.asarray(p, dtype) for p in initial_params)))
-    num_dimensions = ravel_pytree(jax.tree.map(lambda a: a[0], positions))[0].shape[0]
-    initial_tuning = Tuning(jnp.asarray(settings.step_size, dtype), jnp.ones(num_dimensions, dtype))
+    # One compiled call, not one small program per operation (each costs a cache lookup).
+    positions = jax.jit(to_unconstrained)(Params(*(jnp.asarray(p, dtype) for p in initial_params)))
+    num_dimensions = sum(math.prod(a.shape[1:]) for a in jax.tree.leaves(positions))
+    initial_tuning = Tuning(np.asarray(settings.step_size, dtype), np.ones(num_dimensions, dtype))
     return run_chains(
         rng_key,
         make_kernel,
@@ -332,7 +333,7 @@ def _sample_gibbs(
         )
 
     positions = Params(*(jnp.asarray(p, dtype) for p in initial_params))
-    unused_tuning = Tuning(jnp.zeros((), dtype), jnp.ones(1, dtype))
+    unused_tuning = Tuning(np.zeros((), dtype), np.ones(1, dtype))
     return run_chains(
         rng_key,
         make_kernel,

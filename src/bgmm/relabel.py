@@ -126,12 +126,14 @@ def classification_probabilities(
         Rows sum to one. Memory is C*S*N*K floats.
     """
     data = jnp.asarray(data, dtype=jnp.float64)
-    draws = Params(*(jnp.asarray(a, dtype=jnp.float64) for a in (weights, means, chol_precision)))
-    return np.stack([np.asarray(_chain_probabilities(data, chain)) for chain in _chains(draws)])
-
-
-def _chains(draws: Params):
-    return (jax.tree.map(lambda a, c=c: a[c], draws) for c in range(draws.weights.shape[0]))
+    draws = Params(*(np.asarray(a, dtype=np.float64) for a in (weights, means, chol_precision)))
+    # Chains are selected on the host: indexing device arrays would load a program each.
+    return np.stack(
+        [
+            np.asarray(_chain_probabilities(data, Params(*(jnp.asarray(a[c]) for a in draws))))
+            for c in range(draws.weights.shape[0])
+        ]
+    )
 
 
 @jax.jit

@@ -271,7 +271,8 @@ class _ChainLayout:
 
     @staticmethod
     def take(tree, group: np.ndarray):
-        return jax.tree.map(lambda a: a[group], tree)
+        """The chains of ``group``, selected on the host (no small program per selection)."""
+        return jax.tree.map(lambda a: np.asarray(a)[group], tree)
 
     def compile(self, fn, in_axes, *example_args):
         """Compile ``fn`` batched over chains; ``in_axes`` uses DATA for the data argument."""
