@@ -138,6 +138,8 @@ def test_initial_values_are_used_in_data_units():
         ({"num_chains": 0}, "num_chains"),
         ({"num_draws": 1}, "num_draws"),
         ({"step_size": -1.0}, "step_size"),
+        ({"target_accept": 1.0}, "target_accept"),
+        ({"target_accept": 0.0}, "target_accept"),
         ({"relabel": "sorted"}, "relabel"),
     ],
 )

@@ -400,6 +400,16 @@ BAD_OPTIONS = [
     ("k-text", ["fit", "data.csv", "-k", "abc"], ["-k", "'abc'"]),
     ("chains-zero", ["fit", "data.csv", "-k", "2", "--chains", "0"], ["--chains", "'0'"]),
     (
+        "target-accept-one",
+        ["fit", "data.csv", "-k", "2", "--target-accept", "1"],
+        ["--target-accept", "(0, 1)", "'1'"],
+    ),
+    (
+        "target-accept-text",
+        ["fit", "data.csv", "-k", "2", "--target-accept", "high"],
+        ["--target-accept", "'high'"],
+    ),
+    (
         "features-unknown-name",
         ["fit", "data.csv", "-k", "2", "--features", "a,zz"],
         ["--features", "zz"],

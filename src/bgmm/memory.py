@@ -23,8 +23,8 @@ def release_free_heap() -> None:
 
     XLA's compiler frees some 0.2 GB of small allocations after compiling a sampler, but
     glibc keeps those pages in the process, so they would add to the peak while the
-    sampler runs (measured on `bgmm fit` at N = 10^6, D = 8, K = 8: 1.15 GiB peak without
-    this, 0.99 GiB with it; docs/benchmarks.md). No library does this; on other C
+    sampler runs (measured on `bgmm fit` at N = 10^6, D = 8, K = 8: a 1.13 GiB peak without
+    this, 0.97 GiB with it; docs/benchmarks.md). No library does this; on other C
     libraries it does nothing.
     """
     trim = _malloc_trim()
