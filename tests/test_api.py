@@ -6,6 +6,7 @@ import pytest
 import bgmm
 from bgmm.data import DataError
 from bgmm.results import load_inference_data
+from bgmm.tutorial import tutorial_start
 
 
 def _two_clusters(n=400, seed=0):
@@ -156,3 +157,22 @@ def test_bad_data_is_refused():
         model.fit(np.ones((2, 2)))
     with pytest.raises(ValueError, match="feature names"):
         model.fit(np.random.default_rng(0).standard_normal((5, 2)), feature_names=["a"])
+
+
+def test_target_accept_sets_the_adapted_step_size():
+    """A higher target acceptance adapts to a smaller step size, and the record says which."""
+
+    def fit(target_accept):
+        model = bgmm.BayesianGMM(
+            3,
+            priors="tutorial",
+            num_chains=1,
+            num_warmup=200,
+            num_draws=20,
+            target_accept=target_accept,
+        )
+        return model.fit(bgmm.tutorial_data(200), initial=bgmm.Params(*tutorial_start()))
+
+    low, high, default = fit(0.5), fit(0.95), fit(None)
+    assert high.settings["step_size"] < low.settings["step_size"]
+    assert (low.settings["target_accept"], default.settings["target_accept"]) == (0.5, 0.65)
