@@ -10,6 +10,7 @@ from bgmm.model import Params, log_likelihood, to_constrained, to_unconstrained
 from bgmm.model.gemm_likelihood import (
     SMALL_LOGITS,
     Features,
+    _sum_of_logs,
     gemm_log_likelihood,
     make_features,
 )
@@ -100,3 +101,22 @@ def test_auto_falls_back_to_direct_above_the_feature_budget(monkeypatch):
 
     monkeypatch.setattr(inference, "FEATURE_MEMORY_BUDGET_BYTES", 100)
     assert not isinstance(prepare_data(np.zeros((10, 2)), jnp.float64, "auto"), Features)
+
+
+@pytest.mark.parametrize(
+    ("n", "k", "dtype", "rtol"),
+    [
+        (1000, 3, jnp.float64, 1e-13),
+        (1001, 40, jnp.float64, 1e-13),
+        (999, 3, jnp.float32, 1e-5),
+        (12345, 200, jnp.float32, 1e-5),
+        (7, 1, jnp.float64, 1e-13),
+    ],
+)
+def test_sum_of_logs_by_blocks(n, k, dtype, rtol):
+    """Totals in [1, K] (a softmax denominator): blocked products neither overflow nor drift."""
+    totals = np.random.default_rng(n).uniform(1.0, k, size=(n, 1))
+    totals[: n // 10] = k  # the largest products a block can have
+    got = float(_sum_of_logs(jnp.asarray(totals, dtype), k))
+    assert np.isfinite(got)
+    np.testing.assert_allclose(got, np.sum(np.log(totals)), rtol=rtol)
