@@ -88,17 +88,16 @@ def run_config(name: str, seed: int, draws: int | None, warmup: int | None) -> d
 def two_gemms(weights, phi):
     """The arithmetic floor of the fast likelihood: logits, softmax, statistics R' Phi.
 
-    Laid out as bgmm lays them out (K x N logits up to ``SMALL_LOGITS`` of them, else N x K),
-    so that the floor and the fast form do the same products.
+    The logits come from bgmm's own ``component_logits``, so the floor and the fast form
+    lay them out alike (K x N for small problems, else N x K).
     """
     import jax
 
-    from bgmm.model.gemm_likelihood import SMALL_LOGITS
+    from bgmm.model.gemm_likelihood import component_logits
 
-    if phi.shape[0] * weights.shape[0] <= SMALL_LOGITS:
-        logits = jax.lax.dot_general(weights, phi, (((1,), (1,)), ((), ())))
-        return jax.nn.softmax(logits, axis=0) @ phi
-    return jax.nn.softmax(phi @ weights.T, axis=1).T @ phi
+    logits, component_axis = component_logits(weights, phi)
+    responsibilities = jax.nn.softmax(logits, axis=component_axis)
+    return (responsibilities.T if component_axis == 1 else responsibilities) @ phi
 
 
 def _in_loop_seconds(body, init, iterations: int, repeats: int = 5) -> float:

@@ -27,7 +27,13 @@ from jax.scipy.special import logsumexp
 
 from bgmm.model.transforms import Params
 
-__all__ = ["Features", "gemm_log_likelihood", "make_features", "num_features_of"]
+__all__ = [
+    "Features",
+    "component_logits",
+    "gemm_log_likelihood",
+    "make_features",
+    "num_features_of",
+]
 
 _LOG_2PI = 1.8378770664093453
 
@@ -96,7 +102,7 @@ def _component_weights(params: Params, center: jax.Array) -> jax.Array:
 SMALL_LOGITS = 2**14
 
 
-def _logits(weights: jax.Array, phi: jax.Array) -> tuple[jax.Array, int]:
+def component_logits(weights: jax.Array, phi: jax.Array) -> tuple[jax.Array, int]:
     """The N x K logits Phi W' and the axis that runs over components.
 
     Returned as K x N (component axis 0) when there are at most SMALL_LOGITS of them.
@@ -108,12 +114,12 @@ def _logits(weights: jax.Array, phi: jax.Array) -> tuple[jax.Array, int]:
 
 @jax.custom_vjp
 def _sum_logsumexp(weights: jax.Array, phi: jax.Array) -> jax.Array:
-    logits, component_axis = _logits(weights, phi)
+    logits, component_axis = component_logits(weights, phi)
     return jnp.sum(logsumexp(logits, axis=component_axis))
 
 
 def _sum_logsumexp_fwd(weights, phi):
-    logits, component_axis = _logits(weights, phi)
+    logits, component_axis = component_logits(weights, phi)
     # One exp per logit serves both the value and the responsibilities (logsumexp followed
     # by softmax would take two; at small N the exps are most of the cost).
     top = jax.lax.stop_gradient(jnp.max(logits, axis=component_axis, keepdims=True))
