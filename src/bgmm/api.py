@@ -36,6 +36,7 @@ from bgmm.relabel import (
     RELABEL_METHODS,
     apply_permutations,
     classification_probabilities,
+    expected_counts,
     pivot_permutations,
     stephens_permutations,
 )
@@ -469,12 +470,18 @@ def _count_and_relabel(draws: dict, data: np.ndarray, relabel: str, seed: int) -
     bring their own count, from the sampled assignments.
     """
     subsample = _subsample(data, seed)
-    probabilities = classification_probabilities(
-        subsample, draws["weights"], draws["means"], draws["chol_precision"]
+    params = (draws["weights"], draws["means"], draws["chol_precision"])
+    # Stephens needs every probability; the occupancy only their sums.
+    probabilities = (
+        classification_probabilities(subsample, *params) if relabel == "stephens" else None
     )
     if "num_occupied" not in draws:
-        expected_counts = probabilities.sum(axis=2) * (len(data) / len(subsample))
-        draws["num_occupied"] = np.sum(expected_counts >= 1.0, axis=-1)
+        counts = (
+            expected_counts(subsample, *params)
+            if probabilities is None
+            else (probabilities.sum(axis=2))
+        )
+        draws["num_occupied"] = np.sum(counts * (len(data) / len(subsample)) >= 1.0, axis=-1)
     if relabel == "none":
         return
     perms = pivot_permutations(draws["means"], draws["chol_precision"], draws["lp"])

@@ -1,13 +1,23 @@
-"""JAX's persistent compilation cache: a second run of the same model skips compilation."""
+"""Compiled programs kept on disk, so that a second run of the same model skips compiling.
+
+Two caches share one directory: JAX's persistent compilation cache (every compiled
+program, looked up after tracing) and bgmm's program store (the sampler's programs whole,
+loaded without tracing; :mod:`bgmm.samplers.programs`).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
+import tempfile
 from pathlib import Path
 
 import jax
 
-__all__ = ["default_cache_dir", "enable_compilation_cache"]
+from bgmm.samplers.programs import use_program_store
+
+__all__ = ["ProgramDirectory", "default_cache_dir", "enable_compilation_cache"]
 
 
 def default_cache_dir() -> Path:
@@ -33,4 +43,47 @@ def enable_compilation_cache(path: str | os.PathLike | None = None) -> Path | No
     jax.config.update("jax_compilation_cache_dir", str(directory))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    use_program_store(ProgramDirectory(directory / "programs"))
     return directory
+
+
+class ProgramDirectory:
+    """A :class:`bgmm.samplers.programs.ProgramStore` in a directory of files.
+
+    Its namespace is a digest of bgmm's source files and XLA_FLAGS, which the program keys
+    do not otherwise cover; entries live in a subdirectory of that name. Writes are atomic
+    (a reader sees a whole record or none); every failure to read or write is a miss.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.namespace = _installation_fingerprint()
+        self.path = Path(path) / self.namespace
+
+    def load(self, key: str) -> bytes | None:
+        try:
+            return (self.path / key).read_bytes()
+        except OSError:
+            return None
+
+    def save(self, key: str, blob: bytes) -> None:
+        temporary = None
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            handle, temporary = tempfile.mkstemp(dir=self.path, prefix=".tmp-")
+            with os.fdopen(handle, "wb") as file:
+                file.write(blob)
+            os.replace(temporary, self.path / key)
+        except OSError:
+            if temporary is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(temporary)
+
+
+def _installation_fingerprint() -> str:
+    """Digest of bgmm's source files and XLA_FLAGS (16 hex digits)."""
+    digest = hashlib.sha256(os.environ.get("XLA_FLAGS", "").encode())
+    package = Path(__file__).parent
+    for source in sorted(package.rglob("*.py")):
+        digest.update(str(source.relative_to(package)).encode())
+        digest.update(source.read_bytes())
+    return digest.hexdigest()[:16]

@@ -296,6 +296,8 @@ def sample_posterior(
         chain_method=settings.chain_method,
         progress=progress,
         max_chunks=max_chunks,
+        # What make_kernel and the adaptation close over.
+        program_identity=("hmc", settings, target, np.dtype(dtype).name, priors),
     )
 
 
@@ -346,4 +348,5 @@ def _sample_gibbs(
         chain_method=settings.chain_method,
         progress=progress,
         max_chunks=max_chunks,
+        program_identity=("gibbs", settings, target, np.dtype(dtype).name, priors),
     )

@@ -26,13 +26,14 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from scipy.special import xlogy
 
-from bgmm.model.likelihood import component_log_joint
+from bgmm.model.gemm_likelihood import Features, component_weights, make_features
 from bgmm.model.transforms import Params
 
 __all__ = [
     "RELABEL_METHODS",
     "apply_permutations",
     "classification_probabilities",
+    "expected_counts",
     "pivot_permutations",
     "stephens_permutations",
     "undo_permutations",
@@ -125,23 +126,61 @@ def classification_probabilities(
     array, shape (C, S, N, K)
         Rows sum to one. Memory is C*S*N*K floats.
     """
-    data = jnp.asarray(data, dtype=jnp.float64)
+    features = make_features(data, jnp.float64)
+    return _per_chain(_chain_probabilities, features, weights, means, chol_precision)
+
+
+def expected_counts(
+    data: np.ndarray, weights: np.ndarray, means: np.ndarray, chol_precision: np.ndarray
+) -> np.ndarray:
+    """Expected number of the observations in each component, per draw.
+
+    The sum over observations of :func:`classification_probabilities`, without holding
+    them (C*S*N*K floats) in memory.
+
+    Parameters
+    ----------
+    data : array, shape (N, D)
+    weights : array, shape (C, S, K)
+    means : array, shape (C, S, K, D)
+    chol_precision : array, shape (C, S, K, D, D)
+
+    Returns
+    -------
+    array, shape (C, S, K)
+        Each row sums to N.
+    """
+    features = make_features(data, jnp.float64)
+    return _per_chain(_chain_counts, features, weights, means, chol_precision)
+
+
+def _per_chain(chain_fn, features, weights, means, chol_precision) -> np.ndarray:
     draws = Params(*(np.asarray(a, dtype=np.float64) for a in (weights, means, chol_precision)))
     # Chains are selected on the host: indexing device arrays would load a program each.
     return np.stack(
         [
-            np.asarray(_chain_probabilities(data, Params(*(jnp.asarray(a[c]) for a in draws))))
+            np.asarray(chain_fn(features, Params(*(jnp.asarray(a[c]) for a in draws))))
             for c in range(draws.weights.shape[0])
         ]
     )
 
 
+def _chain_logits(features: Features, draws: Params) -> jax.Array:
+    """log theta_k + log N(y_i | ...) of every draw, shape (S, K, N): one GEMM for all draws
+    (design.md 1.4), 20x faster than the direct form's small per-draw products at the
+    tutorial's size (N = 1000, D = 2, K = 3)."""
+    weights = jax.vmap(component_weights, in_axes=(0, None))(draws, features.center)
+    return jnp.einsum("skf,nf->skn", weights, features.phi)
+
+
 @jax.jit
-def _chain_probabilities(data: jax.Array, draws: Params) -> jax.Array:
-    # The model's own log joint per component, (K, N) per draw; compiled and batched over
-    # draws it runs about 30x faster than the same arithmetic in numpy einsums.
-    logits = jax.vmap(lambda p: component_log_joint(p, data).T)(draws)  # (S, N, K)
-    return jax.nn.softmax(logits, axis=-1)
+def _chain_probabilities(features: Features, draws: Params) -> jax.Array:
+    return jnp.swapaxes(jax.nn.softmax(_chain_logits(features, draws), axis=1), 1, 2)
+
+
+@jax.jit
+def _chain_counts(features: Features, draws: Params) -> jax.Array:
+    return jnp.sum(jax.nn.softmax(_chain_logits(features, draws), axis=1), axis=2)
 
 
 def _one_hot(perms: np.ndarray, k: int) -> np.ndarray:

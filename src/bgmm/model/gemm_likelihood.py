@@ -30,6 +30,7 @@ from bgmm.model.transforms import Params
 __all__ = [
     "Features",
     "component_logits",
+    "component_weights",
     "gemm_log_likelihood",
     "make_features",
     "num_features_of",
@@ -78,8 +79,18 @@ def _features_of_centred(y: jax.Array) -> jax.Array:
     return jnp.concatenate([ones, y, y[:, rows] * y[:, cols]], axis=1)
 
 
-def _component_weights(params: Params, center: jax.Array) -> jax.Array:
-    """W (K, F): a_ik = phi_i . w_k for the features built around ``center``."""
+def component_weights(params: Params, center: jax.Array) -> jax.Array:
+    """W (K, F): a_ik = phi_i . w_k for the features built around ``center``.
+
+    Parameters
+    ----------
+    params : Params with shapes (K,), (K, D), (K, D, D)
+    center : array, shape (D,)
+
+    Returns
+    -------
+    array, shape (K, F)
+    """
     d = params.means.shape[-1]
     chol = params.chol_precision
     precision = chol @ jnp.swapaxes(chol, -1, -2)
@@ -172,4 +183,4 @@ def gemm_log_likelihood(params: Params, features: Features) -> jax.Array:
     -------
     scalar array
     """
-    return _sum_logsumexp(_component_weights(params, features.center), features.phi)
+    return _sum_logsumexp(component_weights(params, features.center), features.phi)

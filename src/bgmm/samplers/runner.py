@@ -21,6 +21,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from bgmm.memory import release_free_heap
 from bgmm.samplers.adaptation import Adaptation
 from bgmm.samplers.hmc import Tuning
+from bgmm.samplers.programs import compile_program
 
 __all__ = ["ChainMethod", "Kernel", "LazyData", "RunOutput", "run_chains"]
 
@@ -102,6 +103,7 @@ def run_chains(
     chain_method: ChainMethod = "sequential",
     progress: bool = False,
     max_chunks: int = 20,
+    program_identity: Any = None,
 ) -> RunOutput:
     """Warm up and sample ``num_chains`` chains.
 
@@ -126,6 +128,10 @@ def run_chains(
         Show a progress bar on stderr.
     max_chunks : int
         Each chain runs in at most this many compiled calls.
+    program_identity : value accepted by :func:`bgmm.samplers.programs.program_key`, or None
+        Names everything ``make_kernel`` and ``adaptation`` close over, so that the
+        compiled programs can be kept in the program store and loaded by a later run
+        (:mod:`bgmm.samplers.programs`). None: never stored.
 
     Returns
     -------
@@ -134,7 +140,6 @@ def run_chains(
     if chain_method not in CHAIN_METHODS:
         raise ValueError(f"unknown chain_method {chain_method!r}; expected one of {CHAIN_METHODS}")
     num_chains = jax.tree.leaves(initial_positions)[0].shape[0]
-    chain_keys = jax.random.split(rng_key, num_chains)
     dtype = initial_tuning.inverse_mass_matrix.dtype
     num_dimensions = initial_tuning.inverse_mass_matrix.shape[-1]
     num_steps = num_warmup + num_draws
@@ -177,19 +182,38 @@ def run_chains(
         return jax.lax.scan(body, carry, start + jnp.arange(chunk))
 
     layout = _ChainLayout(chain_method, num_chains)
+    if program_identity is not None:
+        # Everything else the programs below close over.
+        program_identity = (
+            program_identity,
+            adaptation is None,
+            num_warmup,
+            num_steps,
+            chunk,
+            initial_tuning,
+            chain_method,
+        )
     release_free_heap()  # what the start search freed
     compile_start = time.perf_counter()
     lazy = isinstance(data, LazyData)
     data_spec = layout.abstract(data.shapes) if lazy else layout.put(data)
     example_position = layout.take(initial_positions, layout.groups[0])
-    example_key = chain_keys[layout.groups[0]]
-    init_fn = layout.compile(init_chain, (0, DATA), example_position, data_spec)
+    group_keys = _group_keys(jax.random.split(rng_key, num_chains), layout.groups)
+    example_key = group_keys[0]
+    init_fn = layout.compile(
+        init_chain, (0, DATA), (example_position, data_spec), ("init", program_identity)
+    )
     example_carry = init_fn.out_info
     start0 = jnp.asarray(0, jnp.int32)
     steps_fn = layout.compile(
-        run_steps, (0, 0, None, DATA), example_carry, example_key, start0, data_spec
+        run_steps,
+        (0, 0, None, DATA),
+        (example_carry, example_key, start0, data_spec),
+        ("steps", program_identity),
     )
-    final_fn = layout.compile(lambda a: tuning_of(a, False), (0,), example_carry[1])
+    final_fn = layout.compile(
+        lambda a: tuning_of(a, False), (0,), (example_carry[1],), ("final", program_identity)
+    )
     release_free_heap()  # the compiler's scratch memory, before the data and the sampler
     compile_seconds = time.perf_counter() - compile_start
     device_data = layout.put(data.load()) if lazy else data_spec
@@ -197,14 +221,12 @@ def run_chains(
     bar = _progress_bar(num_chains * num_steps, progress)
     sampling_start = time.perf_counter()
     draws_per_group, tunings = [], []
-    for group in layout.groups:
+    for group, keys in zip(layout.groups, group_keys, strict=True):
         num_real = min(len(group), num_chains - int(group[0]))
         carry = init_fn(layout.take(initial_positions, group), device_data)
         pieces = []
         for start in range(0, num_steps, chunk):
-            carry, records = steps_fn(
-                carry, chain_keys[group], jnp.asarray(start, jnp.int32), device_data
-            )
+            carry, records = steps_fn(carry, keys, jnp.asarray(start, jnp.int32), device_data)
             # Keep only the draws after warm-up and before the padded tail of the last chunk.
             first = max(num_warmup - start, 0)
             last = min(chunk, num_steps - start)
@@ -231,6 +253,16 @@ def run_chains(
     }
     tuning = jax.tree.map(lambda *a: np.concatenate(a, axis=0), *tunings)
     return RunOutput(draws, tuning, compile_seconds, sampling_seconds)
+
+
+def _group_keys(chain_keys: jax.Array, groups: list[np.ndarray]) -> list[jax.Array]:
+    """The keys of each group of chains, selected on the host: indexing the device array
+    compiles a small program per selection (a quarter of a second in a warm demo)."""
+    if not jnp.issubdtype(chain_keys.dtype, jax.dtypes.prng_key):
+        return [np.asarray(chain_keys)[group] for group in groups]
+    impl = jax.random.key_impl(chain_keys)
+    key_data = np.asarray(jax.random.key_data(chain_keys))
+    return [jax.random.wrap_key_data(key_data[group], impl=impl) for group in groups]
 
 
 class _ChainLayout:
@@ -274,8 +306,11 @@ class _ChainLayout:
         """The chains of ``group``, selected on the host (no small program per selection)."""
         return jax.tree.map(lambda a: np.asarray(a)[group], tree)
 
-    def compile(self, fn, in_axes, *example_args):
-        """Compile ``fn`` batched over chains; ``in_axes`` uses DATA for the data argument."""
+    def compile(self, fn, in_axes, example_args, identity):
+        """Compile ``fn`` batched over chains; ``in_axes`` uses DATA for the data argument.
+
+        ``identity`` names the program for the program store (``(role, None)``: not stored).
+        """
         axes = tuple(None if a is DATA else a for a in in_axes)
         batched = jax.vmap(fn, in_axes=axes)
         if self.mesh is not None:
@@ -287,7 +322,20 @@ class _ChainLayout:
                 out_specs=PartitionSpec("chains"),
                 check_vma=False,  # BlackJAX's lax.cond branches mix per-chain and shared values
             )
-        return jax.jit(batched).lower(*example_args).compile()
+        role, program_identity = identity
+        if program_identity is not None:
+            in_axes_named = tuple("data" if a is DATA else a for a in in_axes)
+            program_identity = (role, in_axes_named, program_identity)
+        devices = [_default_device()] if self.mesh is None else list(self.mesh.devices.flat)
+        return compile_program(batched, example_args, identity=program_identity, devices=devices)
+
+
+def _default_device() -> jax.Device:
+    """The device ``jax.jit`` runs a program on when its arguments do not say."""
+    default = jax.config.values["jax_default_device"]
+    if isinstance(default, jax.Device):
+        return default
+    return jax.devices(default)[0] if isinstance(default, str) else jax.devices()[0]
 
 
 DATA = object()  # marks the data argument in _ChainLayout.compile's in_axes

@@ -1,0 +1,154 @@
+"""The program store: a stored program gives the draws a fresh compile gives, and any
+change to what a program depends on makes a new key."""
+
+import os
+
+import jax
+import numpy as np
+import pytest
+
+from bgmm.cache import ProgramDirectory
+from bgmm.inference import SamplerSettings, sample_posterior
+from bgmm.model import Params, tutorial_priors
+from bgmm.samplers import programs
+from bgmm.tutorial import tutorial_data, tutorial_start
+
+
+class MemoryStore:
+    namespace = "tests"
+
+    def __init__(self):
+        self.records: dict[str, bytes] = {}
+        self.loaded = 0
+
+    def load(self, key):
+        blob = self.records.get(key)
+        self.loaded += blob is not None
+        return blob
+
+    def save(self, key, blob):
+        self.records[key] = blob
+
+
+@pytest.fixture
+def store():
+    store = MemoryStore()
+    previous = programs.use_program_store(store)
+    yield store
+    programs.use_program_store(previous)
+
+
+SETTINGS = SamplerSettings(num_warmup=30, num_draws=20, num_leapfrog_steps=4)
+
+
+def _run(settings=SETTINGS, priors=None, num_observations=200, seed=3, sampler="hmc"):
+    initial = Params(*(np.repeat(a[None], 2, axis=0) for a in tutorial_start()))
+    return sample_posterior(
+        jax.random.key(seed),
+        tutorial_data(num_observations),
+        tutorial_priors() if priors is None else priors,
+        initial,
+        settings._replace(sampler=sampler),
+        max_chunks=3,
+    )
+
+
+@pytest.mark.parametrize("sampler", ["hmc", "nuts", "gibbs"])
+def test_a_stored_program_gives_the_draws_of_a_fresh_compile(store, sampler):
+    programs.use_program_store(None)
+    fresh = _run(sampler=sampler).draws
+    programs.use_program_store(store)
+    first = _run(sampler=sampler).draws  # compiles and stores
+    assert len(store.records) == 3 and store.loaded == 0  # init, steps, final
+    second = _run(sampler=sampler).draws  # loads
+    assert store.loaded == 3 and len(store.records) == 3
+    for name in fresh:
+        np.testing.assert_array_equal(second[name], fresh[name], err_msg=name)
+        np.testing.assert_array_equal(first[name], fresh[name], err_msg=name)
+
+
+def test_new_data_values_and_seeds_reuse_the_programs(store):
+    _run()
+    _run(seed=4)
+    priors = tutorial_priors()
+    _run(priors=priors)  # equal values, another object
+    assert len(store.records) == 3 and store.loaded == 6
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"settings": SETTINGS._replace(num_leapfrog_steps=5)},
+        {"settings": SETTINGS._replace(num_warmup=31)},
+        {"settings": SETTINGS._replace(num_draws=21)},
+        {"settings": SETTINGS._replace(step_size=0.2)},
+        {"settings": SETTINGS._replace(target_accept=0.7)},
+        {"settings": SETTINGS._replace(likelihood="direct")},
+        {"priors": tutorial_priors()._replace(mean_scale=1.5)},
+        {"priors": tutorial_priors()._replace(wishart_scale=np.eye(2) * 2.0)},
+    ],
+    ids=lambda change: f"{next(iter(change))}",
+)
+def test_what_a_program_closes_over_changes_its_key(store, change):
+    _run()
+    before = set(store.records)
+    _run(**change)
+    assert store.loaded == 0
+    assert len(set(store.records) - before) == 3
+
+
+def test_a_new_data_shape_recompiles_what_reads_the_data(store):
+    _run()
+    _run(num_observations=300)
+    # init and steps read the data; the final tuning does not, and is reused.
+    assert store.loaded == 1 and len(store.records) == 5
+
+
+def test_a_damaged_record_is_compiled_again_and_replaced(store):
+    first = _run().draws
+    for key in store.records:
+        store.records[key] = b"not a program"
+    second = _run().draws
+    np.testing.assert_array_equal(second["means"], first["means"])
+    assert all(blob != b"not a program" for blob in store.records.values())
+
+
+def test_describes_only_what_it_can_tell_apart():
+    key = programs.program_key(("a", np.arange(3.0)), [], jax.devices()[:1])
+    assert key != programs.program_key(("a", np.arange(3.0) + 1), [], jax.devices()[:1])
+    assert key != programs.program_key(("a", np.arange(3.0)), [], jax.devices()[:1], "other")
+    with pytest.raises(TypeError, match="cannot key"):
+        programs.program_key((object(),), [], jax.devices()[:1])
+
+
+def test_an_executable_from_jax_cache_is_not_stored(tmp_path):
+    """XLA:CPU cannot serialize an executable it loaded from JAX's persistent cache again."""
+    from bgmm.cache import enable_compilation_cache
+
+    previous = programs.use_program_store(None)
+    try:
+        enable_compilation_cache(tmp_path)  # JAX's cache, and a store in tmp_path
+        first = programs.use_program_store(None)
+        assert isinstance(first, ProgramDirectory)
+        fn = jax.vmap(lambda x: jax.numpy.sin(x) * 3.0)
+        args = (np.arange(5.0),)
+        programs.use_program_store(first)
+        programs.compile_program(fn, args, identity="sin", devices=jax.devices()[:1])
+        assert len(os.listdir(first.path)) == 1
+        # Same program, empty store: JAX's cache has it and must not feed the store.
+        second = ProgramDirectory(tmp_path / "other")
+        programs.use_program_store(second)
+        compiled = programs.compile_program(fn, args, identity="sin", devices=jax.devices()[:1])
+        np.testing.assert_allclose(compiled(*args), np.sin(args[0]) * 3.0)
+        assert not second.path.exists()
+    finally:
+        programs.use_program_store(previous)
+
+
+def test_program_directory_round_trip(tmp_path):
+    directory = ProgramDirectory(tmp_path)
+    assert directory.load("k") is None
+    directory.save("k", b"blob")
+    assert directory.load("k") == b"blob"
+    assert [p.name for p in directory.path.iterdir()] == ["k"]  # no temporary files left
+    assert directory.path.parent == tmp_path and len(directory.namespace) == 16
