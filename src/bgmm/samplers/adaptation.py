@@ -10,21 +10,22 @@ Two rules share one interface, ``Adaptation(init, update, current, final)``:
   dual-averaging step size and a diagonal mass matrix. The pieces are BlackJAX's
   (dual averaging, Welford mass matrix, window schedule); the loop is ours because
   ``blackjax.window_adaptation`` runs the whole warm-up in one compiled call, while we
-  run it in chunks to show progress.
+  run it in chunks to show progress. They are built when the warm-up is traced, so that
+  a run that loads its compiled programs does not import BlackJAX (see
+  :mod:`bgmm.samplers.hmc`).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-from blackjax.adaptation.mass_matrix import mass_matrix_adaptation
-from blackjax.adaptation.step_size import dual_averaging_adaptation
-from blackjax.adaptation.window_adaptation import build_schedule
+import numpy as np
 
-from bgmm.samplers.hmc import Tuning
+from bgmm.samplers.hmc import Tuning, import_blackjax
 
 __all__ = ["Adaptation", "tutorial_step_size_rule", "window_adaptation"]
 
@@ -89,29 +90,56 @@ class WindowAdaptationState(NamedTuple):
     inverse_mass_matrix: jax.Array
 
 
+class _WindowPieces(NamedTuple):
+    step_size: tuple[Callable, Callable, Callable]  # dual averaging: init, update, final
+    mass_matrix: tuple[Callable, Callable, Callable]  # Welford: init, update, final
+    schedule: np.ndarray  # (num_warmup, 2): stage, is_window_end
+
+
+@functools.cache
+def _window_pieces(num_warmup: int, target_acceptance_rate: float) -> _WindowPieces:
+    adaptation = import_blackjax().adaptation
+    # Called while tracing, and cached: its values must be concrete, not the trace's.
+    with jax.ensure_compile_time_eval():
+        # A one-row schedule keeps the update traceable when there is no warm-up at all.
+        schedule = (
+            np.asarray(adaptation.window_adaptation.build_schedule(num_warmup))
+            if num_warmup > 0
+            else np.zeros((1, 2), np.int32)
+        )
+        return _WindowPieces(
+            adaptation.step_size.dual_averaging_adaptation(target_acceptance_rate),
+            adaptation.mass_matrix.mass_matrix_adaptation(is_diagonal_matrix=True),
+            schedule,
+        )
+
+
 def window_adaptation(num_warmup: int, target_acceptance_rate: float = 0.8) -> Adaptation:
     """Stan-style windowed adaptation of step size and diagonal mass matrix."""
-    da_init, da_update, da_final = dual_averaging_adaptation(target_acceptance_rate)
-    mm_init, mm_update, mm_final = mass_matrix_adaptation(is_diagonal_matrix=True)
-    # A one-row schedule keeps the update traceable when there is no warm-up at all.
-    schedule = jnp.asarray(build_schedule(num_warmup) if num_warmup > 0 else [[0, 0]])
+
+    def pieces() -> _WindowPieces:
+        return _window_pieces(num_warmup, target_acceptance_rate)
 
     def init(initial_step_size, num_dimensions, dtype):
+        (da_init, _, _), (mm_init, _, _), _ = pieces()
         mm_state = mm_init(num_dimensions, jnp.ones(num_dimensions, dtype))
         step = jnp.asarray(initial_step_size, dtype)
         return WindowAdaptationState(da_init(step), mm_state, step, mm_state.inverse_mass_matrix)
 
     def fast_update(position, acceptance_rate, state):
         del position
+        (_, da_update, _), _, _ = pieces()
         da_state = da_update(state.step_size_state, acceptance_rate)
         step = jnp.exp(da_state.log_step_size).astype(state.step_size.dtype)
         return state._replace(step_size_state=da_state, step_size=step)
 
     def slow_update(position, acceptance_rate, state):
+        (_, mm_update, _) = pieces().mass_matrix
         state = fast_update(position, acceptance_rate, state)
         return state._replace(mass_matrix_state=mm_update(state.mass_matrix_state, position))
 
     def end_of_slow_window(state):
+        (da_init, _, da_final), (_, _, mm_final), _ = pieces()
         mm_state = mm_final(state.mass_matrix_state)
         da_state = da_init(da_final(state.step_size_state))
         step = jnp.exp(da_state.log_step_size).astype(state.step_size.dtype)
@@ -119,7 +147,7 @@ def window_adaptation(num_warmup: int, target_acceptance_rate: float = 0.8) -> A
         return WindowAdaptationState(da_state, mm_state, step, imm)
 
     def update(state, step_index, position, acceptance_rate):
-        stage, is_window_end = schedule[step_index]
+        stage, is_window_end = jnp.asarray(pieces().schedule)[step_index]
 
         # BlackJAX's pieces promote float32 states to float64 in 64-bit mode; keep the dtypes
         # fixed so that float32 runs stay float32 and the branches of switch/cond agree.

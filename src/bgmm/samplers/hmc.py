@@ -6,20 +6,34 @@ Verlet evaluates the log density *and* its gradient at every leapfrog step, but 
 gradient is needed until the last one. For the mixture the value costs a log per
 observation, a third of a gradient at the tutorial's size: taking values only at the end
 makes a leapfrog step 1.37x faster there (10.2 against 14.0 microseconds; docs/benchmarks.md).
+
+BlackJAX is imported where a kernel is built, not with this module: a warm run loads its
+compiled programs (:mod:`bgmm.samplers.programs`) and builds no kernel, and importing
+BlackJAX is 0.3 s of a warm ``bgmm demo``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-import blackjax
 import jax
-from blackjax.mcmc.hmc import HMCInfo, flip_momentum, hmc_energy
-from blackjax.mcmc.integrators import IntegratorState
-from blackjax.mcmc.proposal import safe_energy_diff, static_binomial_sampling
 
-__all__ = ["Tuning", "build_hmc_step", "init_hmc", "leapfrog_trajectory"]
+if TYPE_CHECKING:
+    from blackjax.mcmc.integrators import IntegratorState
+
+__all__ = ["Tuning", "build_hmc_step", "import_blackjax", "init_hmc", "leapfrog_trajectory"]
+
+
+def import_blackjax():
+    """The ``blackjax`` module, imported on first use.
+
+    Kernels are built while their programs are traced, and BlackJAX's modules run JAX
+    operations when imported: those must run eagerly, not join the trace.
+    """
+    with jax.ensure_compile_time_eval():
+        import blackjax
+    return blackjax
 
 
 class Tuning(NamedTuple):
@@ -38,7 +52,7 @@ class Tuning(NamedTuple):
 
 def init_hmc(position, logdensity_fn: Callable):
     """HMC state (position, log density, its gradient) at ``position``."""
-    return blackjax.hmc.init(position, logdensity_fn)
+    return import_blackjax().hmc.init(position, logdensity_fn)
 
 
 def leapfrog_trajectory(
@@ -53,6 +67,8 @@ def leapfrog_trajectory(
 
     Same arithmetic as BlackJAX's ``velocity_verlet`` applied ``num_steps`` times.
     """
+    integrator_state = import_blackjax().mcmc.integrators.IntegratorState
+
     gradient = jax.grad(logdensity_fn)
     velocity = jax.grad(kinetic_energy)
     half_step = 0.5 * step_size
@@ -76,7 +92,7 @@ def leapfrog_trajectory(
     momentum = kick(momentum, logdensity_grad)
     position = drift(position, momentum)
     logdensity, logdensity_grad = jax.value_and_grad(logdensity_fn)(position)
-    return IntegratorState(position, kick(momentum, logdensity_grad), logdensity, logdensity_grad)
+    return integrator_state(position, kick(momentum, logdensity_grad), logdensity, logdensity_grad)
 
 
 def _endpoint_proposal(logdensity_fn: Callable) -> Callable:
@@ -85,21 +101,23 @@ def _endpoint_proposal(logdensity_fn: Callable) -> Callable:
     def build_proposal(
         integrator, kinetic_energy, step_size, num_integration_steps, divergence_threshold
     ):
+        mcmc = import_blackjax().mcmc
+        hmc, proposal = mcmc.hmc, mcmc.proposal
         del integrator  # BlackJAX's velocity Verlet, replaced by leapfrog_trajectory
-        energy = hmc_energy(kinetic_energy)
+        energy = hmc.hmc_energy(kinetic_energy)
 
         def generate(rng_key, state: IntegratorState):
             end_state = leapfrog_trajectory(
                 logdensity_fn, kinetic_energy, state, step_size, num_integration_steps
             )
-            end_state = flip_momentum(end_state)
+            end_state = hmc.flip_momentum(end_state)
             new_energy = energy(end_state)
-            delta_energy = safe_energy_diff(energy(state), new_energy)
+            delta_energy = proposal.safe_energy_diff(energy(state), new_energy)
             is_diverging = -delta_energy > divergence_threshold
-            sampled_state, (do_accept, p_accept, _) = static_binomial_sampling(
+            sampled_state, (do_accept, p_accept, _) = proposal.static_binomial_sampling(
                 rng_key, delta_energy, state, end_state
             )
-            info = HMCInfo(
+            info = hmc.HMCInfo(
                 state.momentum,
                 p_accept,
                 do_accept,
@@ -131,7 +149,7 @@ def build_hmc_step(
         the posterior's scales (a chain that keeps returning near its start in some
         direction); a random one cannot (Mackenzie 1989, Neal 2011 section 5.4.2.2).
     """
-    kernel = blackjax.hmc.build_kernel(build_proposal=_endpoint_proposal(logdensity_fn))
+    kernel = import_blackjax().hmc.build_kernel(build_proposal=_endpoint_proposal(logdensity_fn))
 
     def step(rng_key, state, tuning: Tuning):
         num_steps = num_integration_steps

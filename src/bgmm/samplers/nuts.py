@@ -1,12 +1,13 @@
-"""NUTS: BlackJAX's kernel behind the same tuning-driven step as HMC."""
+"""NUTS: BlackJAX's kernel behind the same tuning-driven step as HMC.
+
+BlackJAX is imported where the kernel is built (see :mod:`bgmm.samplers.hmc`).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-import blackjax
-
-from bgmm.samplers.hmc import Tuning
+from bgmm.samplers.hmc import Tuning, import_blackjax
 
 __all__ = ["build_nuts_step"]
 
@@ -17,7 +18,7 @@ def build_nuts_step(logdensity_fn: Callable, max_num_doublings: int = 10) -> Cal
     ``info.num_trajectory_expansions`` is the tree depth; ``info.num_integration_steps``
     the leapfrog steps taken.
     """
-    kernel = blackjax.nuts.build_kernel()
+    kernel = import_blackjax().nuts.build_kernel()
 
     def step(rng_key, state, tuning: Tuning):
         return kernel(

@@ -17,11 +17,13 @@ jax and numpy only: the store is injected (:func:`use_program_store`).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import pickle
 import sys
 from collections.abc import Callable, Sequence
+from importlib.metadata import version
 from typing import Any, Protocol
 
 import jax
@@ -93,7 +95,7 @@ def program_key(
         _FORMAT,
         namespace,
         sys.version,
-        [(m, sys.modules[m].__version__) for m in ("jax", "jaxlib", "numpy", "blackjax")],
+        _versions(),
         sorted((name, repr(value)) for name, value in jax.config.values.items()),
         [(d.platform, d.device_kind, d.id, d.client.platform_version) for d in devices],
     )
@@ -101,6 +103,12 @@ def program_key(
     signature = (str(treedef), [_describe_abstract(leaf) for leaf in leaves])
     text = repr((environment, _describe_value(identity), signature))
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+@functools.cache
+def _versions() -> tuple[tuple[str, str], ...]:
+    # From the installed metadata: blackjax is imported only when a kernel is built.
+    return tuple((name, version(name)) for name in ("jax", "jaxlib", "numpy", "blackjax"))
 
 
 def compile_program(
@@ -140,8 +148,9 @@ def compile_program(
         return fn(*args)
 
     named.__name__ = named.__qualname__ = f"bgmm_{key[:16]}"
+    lowered = jax.jit(named).lower(*example_args)  # tracing may load other programs
     hits_before = _cache_hits
-    compiled = jax.jit(named).lower(*example_args).compile()
+    compiled = lowered.compile()
     # XLA:CPU cannot serialize again an executable it loaded from JAX's cache (it fails
     # only when run: "Function ... not found"), so only fresh compiles are kept.
     if _cache_hits == hits_before:

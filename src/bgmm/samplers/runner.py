@@ -145,12 +145,28 @@ def run_chains(
     num_steps = num_warmup + num_draws
     chunk = _chunk_size(num_steps, max_chunks)
 
-    def init_chain(position, data):
-        kernel = make_kernel(data)
-        state = kernel.init(position)
+    position_spec = jax.tree.map(
+        lambda a: jax.ShapeDtypeStruct(np.shape(a)[1:], a.dtype), initial_positions
+    )
+
+    def initial_adaptation_state():
         if adaptation is None:
-            return state, initial_tuning
-        return state, adaptation.init(initial_tuning.step_size, num_dimensions, dtype)
+            return initial_tuning
+        return adaptation.init(initial_tuning.step_size, num_dimensions, dtype)
+
+    def initial_carry(position, data):
+        return make_kernel(data).init(position), initial_adaptation_state()
+
+    # The compiled programs pass a chain's carry (kernel state, adaptation state) as a flat
+    # tuple of arrays: a stored program keeps the pytree structure of its arguments and
+    # results, and loading the kernel state's BlackJAX types would import BlackJAX (0.3 s
+    # of a warm demo). The structure is rebuilt while tracing, from shapes alone.
+    def carry_structure(data):
+        data_spec = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), data)
+        return jax.tree.structure(jax.eval_shape(initial_carry, position_spec, data_spec))
+
+    def init_chain(position, data):
+        return tuple(jax.tree.leaves(initial_carry(position, data)))
 
     def tuning_of(adapt_state, is_warmup):
         if adaptation is None:
@@ -160,6 +176,11 @@ def run_chains(
             adaptation.current(adapt_state),
             adaptation.final(adapt_state),
         )
+
+    def final_tuning(carry):
+        structure = jax.tree.structure(jax.eval_shape(initial_adaptation_state))
+        adapt_state = structure.unflatten(carry[len(carry) - structure.num_leaves :])
+        return tuning_of(adapt_state, False)
 
     # One compiled program serves warm-up and sampling (compiling two costs twice the
     # time, which dominates short runs): the adaptation state freezes after warm-up.
@@ -179,7 +200,9 @@ def run_chains(
             new_carry = _select(index < num_steps, (new_state, adapt_state), carry)
             return new_carry, kernel.record(new_state, info, tuning)
 
-        return jax.lax.scan(body, carry, start + jnp.arange(chunk))
+        carry = carry_structure(data).unflatten(carry)
+        carry, records = jax.lax.scan(body, carry, start + jnp.arange(chunk))
+        return tuple(jax.tree.leaves(carry)), records
 
     layout = _ChainLayout(chain_method, num_chains)
     if program_identity is not None:
@@ -211,9 +234,7 @@ def run_chains(
         (example_carry, example_key, start0, data_spec),
         ("steps", program_identity),
     )
-    final_fn = layout.compile(
-        lambda a: tuning_of(a, False), (0,), (example_carry[1],), ("final", program_identity)
-    )
+    final_fn = layout.compile(final_tuning, (0,), (example_carry,), ("final", program_identity))
     release_free_heap()  # the compiler's scratch memory, before the data and the sampler
     compile_seconds = time.perf_counter() - compile_start
     device_data = layout.put(data.load()) if lazy else data_spec
@@ -241,7 +262,7 @@ def run_chains(
             else:
                 jax.block_until_ready(carry)
             bar.update(num_real * last)
-        tunings.append(jax.tree.map(lambda a, n=num_real: np.asarray(a)[:n], final_fn(carry[1])))
+        tunings.append(jax.tree.map(lambda a, n=num_real: np.asarray(a)[:n], final_fn(carry)))
         draws_per_group.append(
             {name: np.concatenate([p[name] for p in pieces], axis=1) for name in pieces[0]}
         )
