@@ -39,10 +39,10 @@ _MAX_KDE_DRAWS = 1000  # draws per component fed to the KDE (thinned determinist
 # ----------------------------------------------------------------------------------------------
 
 
-def _new_figure(figsize: tuple[float, float]):
+def _new_figure(figsize: tuple[float, float], constrained: bool = True):
     from matplotlib.figure import Figure
 
-    return Figure(figsize=figsize, layout="constrained")
+    return Figure(figsize=figsize, layout="constrained" if constrained else None)
 
 
 def _save(fig, path: str | os.PathLike) -> Path:
@@ -178,6 +178,33 @@ def _kde(points: np.ndarray):
     return kde
 
 
+def _binned_kde(points: np.ndarray, covariance: np.ndarray, gx: np.ndarray, gy: np.ndarray):
+    """A 2-D Gaussian KDE with bandwidth matrix ``covariance`` on the grid ``gx`` x ``gy``,
+    shape (len(gy), len(gx)).
+
+    The points are counted in the grid's cells and the counts convolved with the kernel
+    by FFT: 1 ms against scipy's exact 50 ms per component at 1000 draws on a 100 x 100
+    grid. Binning widens the kernel by a cell's variance (h^2 + d^2 / 12), 0.3 % at our
+    grids, where cells are about a quarter of a bandwidth.
+    """
+    dx, dy = gx[1] - gx[0], gy[1] - gy[0]
+    counts, _, _ = np.histogram2d(
+        points[:, 0],
+        points[:, 1],
+        bins=[np.append(gx - dx / 2, gx[-1] + dx / 2), np.append(gy - dy / 2, gy[-1] + dy / 2)],
+    )
+    nx, ny = counts.shape
+    ox, oy = np.meshgrid(np.arange(1 - nx, nx) * dx, np.arange(1 - ny, ny) * dy, indexing="ij")
+    offsets = np.stack([ox, oy], axis=-1)
+    inverse = np.linalg.inv(covariance)
+    quadratic = np.einsum("...i,ij,...j->...", offsets, inverse, offsets)
+    kernel = np.exp(-0.5 * quadratic) / (2 * np.pi * np.sqrt(np.linalg.det(covariance)))
+    shape = (counts.shape[0] + kernel.shape[0] - 1, counts.shape[1] + kernel.shape[1] - 1)
+    full = np.fft.irfft2(np.fft.rfft2(counts, shape) * np.fft.rfft2(kernel, shape), shape)
+    density = full[nx - 1 : 2 * nx - 1, ny - 1 : 2 * ny - 1] / len(points)
+    return np.maximum(density, 0.0).T  # FFT rounding can leave tiny negatives
+
+
 def _iso_proportion_levels(density: np.ndarray) -> np.ndarray:
     """Density levels enclosing proportions of mass, as seaborn's kdeplot does."""
     values = np.sort(density.ravel())[::-1]
@@ -218,7 +245,7 @@ def _kde_2d(ax, pts: np.ndarray, color) -> None:
     gx = np.linspace(lo[0], hi[0], _GRID_SIZE)
     gy = np.linspace(lo[1], hi[1], _GRID_SIZE)
     xx, yy = np.meshgrid(gx, gy)
-    zz = kde(np.vstack([xx.ravel(), yy.ravel()])).reshape(xx.shape)
+    zz = _binned_kde(pts, kde.covariance, gx, gy)
     levels = _iso_proportion_levels(zz)
     if levels.size < 2 or not np.all(np.isfinite(levels)):
         ax.scatter(pts[:, 0], pts[:, 1], s=10, color=color, alpha=0.6, zorder=3)
@@ -462,7 +489,18 @@ def plot_trace(
     k = post.sizes.get("component", 1)
     colors = _component_colors(max(k, 1))
     n_rows = len(ds.data_vars)
-    fig = _new_figure((12.0, max(2.2 * n_rows, 3.0)))
+    width, height = 12.0, max(2.2 * n_rows, 3.0)
+    # Fixed margins, in inches: the grid is regular, and a constrained layout would cost
+    # a second drawing pass when saving (a third of this figure's time).
+    fig = _new_figure((width, height), constrained=False)
+    fig.subplots_adjust(
+        left=0.15 / width,
+        right=1 - 0.15 / width,
+        bottom=0.35 / height,
+        top=1 - 0.3 / height,
+        wspace=0.12,
+        hspace=0.55 * n_rows / (height - 0.65 - 0.55 * (n_rows - 1)) if n_rows > 1 else 0.0,
+    )
     axes = fig.subplots(n_rows, 2, squeeze=False)
     with warnings.catch_warnings():
         # constant rows (e.g. zero off-diagonals) are fine: arviz just draws no density there
