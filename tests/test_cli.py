@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -494,3 +495,13 @@ def test_failing_run_leaves_existing_outputs_alone(tmp_path, args):
         assert (out / name).read_bytes() == content, name
         assert (out / name).stat().st_mtime_ns == stamps[name], name
     no_scratch_left(tmp_path)
+
+
+def test_process_seconds_count_from_the_start_of_the_process():
+    """The reported process time includes the interpreter's start and `import bgmm`."""
+    code = "import time; time.sleep(0.5); import bgmm.cli as c; print(c._process_seconds())"
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    assert done.returncode == 0, done.stderr
+    assert 0.5 <= float(done.stdout) <= wall + 0.02

@@ -41,8 +41,8 @@ def store():
 SETTINGS = SamplerSettings(num_warmup=30, num_draws=20, num_leapfrog_steps=4)
 
 
-def _run(settings=SETTINGS, priors=None, num_observations=200, seed=3, sampler="hmc"):
-    initial = Params(*(np.repeat(a[None], 2, axis=0) for a in tutorial_start()))
+def _run(settings=SETTINGS, priors=None, num_observations=200, seed=3, sampler="hmc", num_chains=2):
+    initial = Params(*(np.repeat(a[None], num_chains, axis=0) for a in tutorial_start()))
     return sample_posterior(
         jax.random.key(seed),
         tutorial_data(num_observations),
@@ -65,6 +65,21 @@ def test_a_stored_program_gives_the_draws_of_a_fresh_compile(store, sampler):
     for name in fresh:
         np.testing.assert_array_equal(second[name], fresh[name], err_msg=name)
         np.testing.assert_array_equal(first[name], fresh[name], err_msg=name)
+
+
+@pytest.mark.parametrize("chain_method", ["vectorized", "parallel"])
+def test_stored_programs_of_every_chain_layout(store, chain_method):
+    if chain_method == "parallel" and jax.local_device_count() < 2:
+        pytest.skip("needs XLA_FLAGS=--xla_force_host_platform_device_count=2 (bgmm sets it)")
+    settings = SETTINGS._replace(chain_method=chain_method)
+    programs.use_program_store(None)
+    fresh = _run(settings, num_chains=3).draws
+    programs.use_program_store(store)
+    _run(settings, num_chains=3)
+    loaded = _run(settings, num_chains=3).draws
+    assert store.loaded == 3
+    for name in fresh:
+        np.testing.assert_array_equal(loaded[name], fresh[name], err_msg=name)
 
 
 def test_new_data_values_and_seeds_reuse_the_programs(store):

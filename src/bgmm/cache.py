@@ -32,8 +32,11 @@ def enable_compilation_cache(path: str | os.PathLike | None = None) -> Path | No
     """Keep compiled programs on disk and reuse them across processes.
 
     Every program is cached, however fast it compiled: our runs compile a handful of
-    programs of a second or two each, which is most of a short run's time. Returns the
-    directory, or None when it cannot be created (the run then simply compiles).
+    programs of a second or two each, which is most of a short run's time. The sampler's
+    programs are also kept whole, so that a later run loads them without tracing
+    (:mod:`bgmm.samplers.programs`), unless JAX's cache is switched off
+    (``JAX_ENABLE_COMPILATION_CACHE=false``). Returns the directory, or None when it cannot
+    be created (the run then simply compiles).
     """
     directory = Path(path) if path is not None else default_cache_dir()
     try:
@@ -43,7 +46,8 @@ def enable_compilation_cache(path: str | os.PathLike | None = None) -> Path | No
     jax.config.update("jax_compilation_cache_dir", str(directory))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-    use_program_store(ProgramDirectory(directory / "programs"))
+    if jax.config.jax_enable_compilation_cache:
+        use_program_store(ProgramDirectory(directory / "programs"))
     return directory
 
 
