@@ -265,6 +265,7 @@ def _demo(args) -> int:
     from bgmm.checks import chol_precision_normal_check
 
     _check_out(Path(args.out))
+    startup_seconds = _process_seconds()
     result = _run_safely(
         lambda: bgmm.demo(
             args.target,
@@ -284,7 +285,7 @@ def _demo(args) -> int:
         check_running = pool.submit(chol_precision_normal_check, seed=args.seed)
         written = _write_outputs(result, args, (0, 1))
         check = check_running.result()
-    record = result.to_dict()
+    record = result.to_dict() | {"startup_seconds": startup_seconds}
     record["mvn_check"] = check.to_dict()
     _finish(result, record, written, args, preamble=check.report())
     return 0
@@ -304,6 +305,7 @@ def _fit(args) -> int:
     features = _resolve_features(args.features, names)
     _use_cache(args)
     _check_out(Path(args.out))
+    startup_seconds = _process_seconds()
     result = _run_safely(
         lambda: bgmm.BayesianGMM(
             args.components,
@@ -324,7 +326,7 @@ def _fit(args) -> int:
         ).fit(data, feature_names=names, progress=_progress(args), source=args.data)
     )
     written = _write_outputs(result, args, features)
-    _finish(result, result.to_dict(), written, args)
+    _finish(result, result.to_dict() | {"startup_seconds": startup_seconds}, written, args)
     return 0
 
 
