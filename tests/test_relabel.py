@@ -7,6 +7,7 @@ from bgmm.relabel import (
     RELABEL_METHODS,
     apply_permutations,
     classification_probabilities,
+    expected_counts,
     pivot_permutations,
     stephens_permutations,
     undo_permutations,
@@ -126,6 +127,17 @@ def test_classification_probabilities_match_scipy():
             axis=-1,
         )
         np.testing.assert_allclose(p[c, s], dens / dens.sum(-1, keepdims=True), atol=1e-12)
+
+
+def test_expected_counts_sum_the_classification_probabilities():
+    rng = np.random.default_rng(6)
+    weights, means, chol, _ = _well_separated_draws(rng, c=2, s=3)
+    data = _data_near(rng, means[0, 0], per_cluster=5)
+    counts = expected_counts(data, weights, means, chol)
+    assert counts.shape == (2, 3, 3)
+    probabilities = classification_probabilities(data, weights, means, chol)
+    np.testing.assert_allclose(counts, probabilities.sum(axis=2), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(counts.sum(-1), len(data), rtol=1e-12)
 
 
 def test_pivot_and_stephens_agree_on_well_separated_draws():

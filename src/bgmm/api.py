@@ -471,16 +471,15 @@ def _count_and_relabel(draws: dict, data: np.ndarray, relabel: str, seed: int) -
     """
     subsample = _subsample(data, seed)
     params = (draws["weights"], draws["means"], draws["chol_precision"])
-    # Stephens needs every probability; the occupancy only their sums.
-    probabilities = (
-        classification_probabilities(subsample, *params) if relabel == "stephens" else None
-    )
+    # Stephens needs every probability; the occupancy only their sums over observations.
+    probabilities = None
+    if relabel == "stephens":
+        probabilities = classification_probabilities(subsample, *params)
     if "num_occupied" not in draws:
-        counts = (
-            expected_counts(subsample, *params)
-            if probabilities is None
-            else (probabilities.sum(axis=2))
-        )
+        if probabilities is None:
+            counts = expected_counts(subsample, *params)
+        else:
+            counts = probabilities.sum(axis=2)
         draws["num_occupied"] = np.sum(counts * (len(data) / len(subsample)) >= 1.0, axis=-1)
     if relabel == "none":
         return
