@@ -204,18 +204,14 @@ def run_chains(
         carry, records = jax.lax.scan(body, carry, start + jnp.arange(chunk))
         return tuple(jax.tree.leaves(carry)), records
 
+    def identity(role: str):
+        """What the program ``role`` closes over, for the program store (None: not stored)."""
+        if program_identity is None:
+            return None
+        others = (adaptation is None, num_warmup, num_steps, chunk, initial_tuning, chain_method)
+        return (role, program_identity, others)
+
     layout = _ChainLayout(chain_method, num_chains)
-    if program_identity is not None:
-        # Everything else the programs below close over.
-        program_identity = (
-            program_identity,
-            adaptation is None,
-            num_warmup,
-            num_steps,
-            chunk,
-            initial_tuning,
-            chain_method,
-        )
     release_free_heap()  # what the start search freed
     compile_start = time.perf_counter()
     lazy = isinstance(data, LazyData)
@@ -223,18 +219,16 @@ def run_chains(
     example_position = layout.take(initial_positions, layout.groups[0])
     group_keys = _group_keys(jax.random.split(rng_key, num_chains), layout.groups)
     example_key = group_keys[0]
-    init_fn = layout.compile(
-        init_chain, (0, DATA), (example_position, data_spec), ("init", program_identity)
-    )
+    init_fn = layout.compile(init_chain, (0, DATA), (example_position, data_spec), identity("init"))
     example_carry = init_fn.out_info
     start0 = jnp.asarray(0, jnp.int32)
     steps_fn = layout.compile(
         run_steps,
         (0, 0, None, DATA),
         (example_carry, example_key, start0, data_spec),
-        ("steps", program_identity),
+        identity("steps"),
     )
-    final_fn = layout.compile(final_tuning, (0,), (example_carry,), ("final", program_identity))
+    final_fn = layout.compile(final_tuning, (0,), (example_carry,), identity("final"))
     release_free_heap()  # the compiler's scratch memory, before the data and the sampler
     compile_seconds = time.perf_counter() - compile_start
     device_data = layout.put(data.load()) if lazy else data_spec
@@ -330,7 +324,7 @@ class _ChainLayout:
     def compile(self, fn, in_axes, example_args, identity):
         """Compile ``fn`` batched over chains; ``in_axes`` uses DATA for the data argument.
 
-        ``identity`` names the program for the program store (``(role, None)``: not stored).
+        ``identity`` names the program for the program store (None: not stored).
         """
         axes = tuple(None if a is DATA else a for a in in_axes)
         batched = jax.vmap(fn, in_axes=axes)
@@ -343,12 +337,8 @@ class _ChainLayout:
                 out_specs=PartitionSpec("chains"),
                 check_vma=False,  # BlackJAX's lax.cond branches mix per-chain and shared values
             )
-        role, program_identity = identity
-        if program_identity is not None:
-            in_axes_named = tuple("data" if a is DATA else a for a in in_axes)
-            program_identity = (role, in_axes_named, program_identity)
         devices = [_default_device()] if self.mesh is None else list(self.mesh.devices.flat)
-        return compile_program(batched, example_args, identity=program_identity, devices=devices)
+        return compile_program(batched, example_args, identity=identity, devices=devices)
 
 
 def _default_device() -> jax.Device:
