@@ -116,8 +116,17 @@ def check_record_shapes(record: dict, k: int, d: int) -> None:
         assert record[key] >= 0.0
 
 
+MANIFEST = ".bgmm-manifest.json"
+
+
 def output_files(out: Path) -> set[str]:
-    return {p.name for p in out.iterdir()}
+    """The outputs in ``out``, checked against its manifest (which lists exactly them)."""
+    names = {p.name for p in out.iterdir()}
+    if MANIFEST in names:
+        names.discard(MANIFEST)
+        listed = json.loads((out / MANIFEST).read_text())["files"]
+        assert set(listed) == names, (listed, names)
+    return names
 
 
 def no_scratch_left(where: Path) -> None:
@@ -495,6 +504,74 @@ def test_failing_run_leaves_existing_outputs_alone(tmp_path, args):
         assert (out / name).read_bytes() == content, name
         assert (out / name).stat().st_mtime_ns == stamps[name], name
     no_scratch_left(tmp_path)
+
+
+# ---------------------------------------------------------------------------
+# Inputs read once: standard input, FIFOs, process substitution
+# ---------------------------------------------------------------------------
+
+
+def test_fit_from_standard_input(tmp_path):
+    text = (write_csv(tmp_path / "clusters.csv", cluster_data())).read_text()
+    proc = subprocess.run(
+        [*CLI, "fit", "-", "-k", "2", *SHORT, "--no-plots", "--out", "o", "--json"],
+        cwd=tmp_path,
+        input=text,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert_ok(proc)
+    record = json.loads(proc.stdout)
+    assert {"means[0, a]", "means[1, b]"} <= {p["name"] for p in record["parameters"]}
+    assert output_files(tmp_path / "o") == {"posterior.nc"}
+
+
+def test_fit_errors_from_standard_input_name_it(tmp_path):
+    proc = subprocess.run(
+        [*CLI, "fit", "-", "-k", "2", "--out", "o"],
+        cwd=tmp_path,
+        input="a,b\n1,2\n3,x\n",
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert_usage_error(proc, "<stdin>: line 3, column 2 ('b'): 'x' is not a number")
+    assert not (tmp_path / "o").exists()
+
+
+def test_fifo_is_read_once(tmp_path):
+    """A FIFO's bytes can be read only once: the header must come from the same read."""
+    write_csv(tmp_path / "clusters.csv", cluster_data(20))
+    os.mkfifo(tmp_path / "pipe")
+    feeder = subprocess.Popen(
+        ["sh", "-c", "cat clusters.csv > pipe"], cwd=tmp_path, stderr=subprocess.DEVNULL
+    )
+    try:
+        proc = run_cli(tmp_path, "fit", "pipe", "-k", "2", "--features", "a,zz", "--out", "o")
+    finally:
+        feeder.kill()
+        feeder.wait()
+    # The error is about the feature names: the data and the header came through.
+    assert_usage_error(proc, "--features", "'zz'", "have a, b")
+    assert not (tmp_path / "o").exists()
+
+
+def test_process_substitution_keeps_the_header(tmp_path):
+    write_csv(tmp_path / "clusters.csv", cluster_data(20))
+    command = f"{sys.executable} -m bgmm.cli fit <(cat clusters.csv) -k 30 --features b,a --out o"
+    proc = subprocess.run(
+        ["bash", "-c", command],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert_usage_error(proc, "/dev/fd/", "20 rows but 30 components")
+    assert not (tmp_path / "o").exists()
 
 
 def test_process_seconds_count_from_the_start_of_the_process():

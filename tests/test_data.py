@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -416,3 +417,224 @@ def test_check_num_components_not_positive(k):
         check_num_components(np.zeros((5, 2)), k, "data.csv")
     assert str(info.value).startswith("data.csv: ")
     assert "at least 1" in str(info.value)
+
+
+# ---------------------------------------------------------------------------
+# Numbers: plain decimals only
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cell", "hint"),
+    [
+        ("1_000", "'_'"),
+        ("\u0661\u0662", "ASCII"),
+        ("\uff11\uff12", "ASCII"),
+        ("0x10", None),
+        ("1e", None),
+        ("nan(1)", None),
+        ("1+2j", None),
+    ],
+)
+def test_python_only_numbers_are_rejected(tmp_path, cell, hint):
+    cases = [(f"x,y\n1,2\n{cell},3\n", 3)]
+    if hint:  # Python's float() takes it: in a first row it is a bad number, not a header
+        cases.append((f"{cell},2\n3,4\n", 1))
+    for text, line in cases:
+        path = write(tmp_path, "data.csv", text)
+        message = load_error(path)
+        assert f"line {line}, column 1" in message and repr(cell) in message, message
+        assert "is not a number" in message
+        if hint:
+            assert hint in message
+
+
+def test_plain_decimal_spellings_are_accepted_by_both_paths(tmp_path):
+    cells = ["1", "-2", "+3", "4.", ".5", "-.5e1", "6E+2", "7e-3", " 8 ", "0"]
+    values = [1, -2, 3, 4, 0.5, -5, 600, 0.007, 8, 0]
+    text = "x\n" + "\n".join(cells) + "\n"
+    path = write(tmp_path, "data.csv", text)
+    np.testing.assert_array_equal(load_data(path)[:, 0], values)
+    careful = data_module._careful_parse(text, ",", "data.csv")
+    np.testing.assert_array_equal(careful[:, 0], values)
+
+
+# ---------------------------------------------------------------------------
+# Reading once: FIFOs, standard input, encodings, sizes
+# ---------------------------------------------------------------------------
+
+
+def test_load_table_header_with_old_mac_line_endings(tmp_path):
+    path = write(tmp_path, "data.csv", "x,y\r1,2\r3,4\r")
+    data, names = data_module.load_table(path)
+    assert names == ["x", "y"]
+    np.testing.assert_array_equal(data, [[1, 2], [3, 4]])
+
+
+def test_fifo_is_read_once_with_its_header(tmp_path):
+    import threading
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+
+    def feed():
+        with open(fifo, "wb") as f:
+            f.write(b"x,y\n1,2\n3,4\n")
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    data, names = data_module.load_table(fifo)
+    feeder.join(timeout=10)
+    assert names == ["x", "y"]
+    np.testing.assert_array_equal(data, [[1, 2], [3, 4]])
+
+
+def test_standard_input(monkeypatch):
+    import io
+    import sys
+    import types
+
+    stdin = types.SimpleNamespace(buffer=io.BytesIO(b"x,y\n1,2\n3,abc\n"))
+    monkeypatch.setattr(sys, "stdin", stdin)
+    with pytest.raises(DataError, match=r"^<stdin>: line 3, column 2 \('y'\): 'abc'"):
+        data_module.load_table("-")
+    stdin.buffer = io.BytesIO(b"x,y\n1,2\n3,4\n")
+    data, names = data_module.load_table("-")
+    assert names == ["x", "y"] and data.shape == (2, 2)
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        ("x,y\n1,2\n".encode("utf-16"), "UTF-16 text (byte-order mark FF FE)"),
+        ("x,y\n1,2\n".encode("utf-16-be"), "line 1: NUL byte"),
+        ("x,y\n1,2\n".encode("utf-32"), "UTF-32 text"),
+        (b"x,y\n1,2\n3,4\x00\n", "line 3: NUL byte"),
+    ],
+)
+def test_utf16_and_binary_text(tmp_path, content, fragment):
+    path = tmp_path / "data.csv"
+    path.write_bytes(content)
+    message = load_error(path)
+    assert fragment in message
+    assert message.count(str(path)) == 1
+
+
+def test_endless_binary_stream_is_refused_from_its_first_chunk():
+    start = time.perf_counter()
+    with pytest.raises(DataError, match=r"^/dev/zero: line 1: NUL byte"):
+        load_data("/dev/zero")
+    assert time.perf_counter() - start < 5
+
+
+def test_input_larger_than_the_limit(tmp_path, monkeypatch):
+    monkeypatch.setattr(data_module, "max_input_bytes", lambda: 1000)
+    path = write(tmp_path, "data.csv", "x\n" + "1\n" * 2000)
+    assert "larger than 0.0 MiB" in load_error(path)
+
+
+def test_max_input_bytes_is_a_quarter_of_memory():
+    total = data_module.physical_memory_bytes()
+    if total is None:
+        pytest.skip("the system does not say how much memory it has")
+    assert data_module.max_input_bytes() == max(total // 4, 2**20)
+
+
+# ---------------------------------------------------------------------------
+# Sizes: features, header claims, memory
+# ---------------------------------------------------------------------------
+
+
+def test_too_many_csv_columns(tmp_path):
+    d = data_module.MAX_FEATURES + 1
+    path = write(tmp_path, "data.csv", ",".join(["1"] * d) + "\n" + ",".join(["2"] * d) + "\n")
+    message = load_error(path)
+    assert f"{d} columns" in message and f"at most {data_module.MAX_FEATURES}" in message
+
+
+def test_max_features_columns_load(tmp_path):
+    d = data_module.MAX_FEATURES
+    path = tmp_path / "data.npy"
+    np.save(path, np.ones((2, d)))
+    assert load_data(path).shape == (2, d)
+    data_module.check_num_features(d, "x")
+    with pytest.raises(DataError, match="at most"):
+        data_module.check_num_features(d + 1, "x")
+
+
+def test_npy_header_claiming_more_than_the_file_holds(tmp_path):
+    import io
+
+    buffer = io.BytesIO()
+    header = {"descr": "<f8", "fortran_order": False, "shape": (10**12, 3)}
+    np.lib.format.write_array_header_1_0(buffer, header)
+    path = tmp_path / "data.npy"
+    path.write_bytes(buffer.getvalue() + b"\0" * 80)
+    message = load_error(path)
+    assert "truncated" in message and "(1000000000000, 3)" in message
+
+
+def test_npy_wide_header_refused_before_reading(tmp_path):
+    import io
+
+    buffer = io.BytesIO()
+    header = {"descr": "<f8", "fortran_order": False, "shape": (1, 10**6)}
+    np.lib.format.write_array_header_1_0(buffer, header)
+    path = tmp_path / "data.npy"
+    path.write_bytes(buffer.getvalue())  # no data at all: the width is refused first
+    assert "1000000 columns" in load_error(path)
+
+
+def test_check_value_range():
+    ok = np.array([[1.0, 1e99], [2.0, -1e99]])
+    data_module.check_value_range(ok, "d.csv")
+    with pytest.raises(DataError, match=r"^d\.csv: column 2 \('b'\): values as large as 2e\+100"):
+        data_module.check_value_range(np.array([[1.0, 1.0], [2.0, 2e100]]), "d.csv", ["a", "b"])
+    with pytest.raises(DataError, match=r"column 1: standard deviation"):
+        data_module.check_value_range(np.array([[1e-110], [3e-110]]), "d.csv")
+    data_module.check_value_range(np.zeros((3, 1)), "d.csv")  # constant: Standardizer's job
+
+
+def test_check_draws_memory(monkeypatch):
+    assert data_module.draws_memory_bytes(4, 1000, 3, 2) == 8 * 4000 * 3 * (8 * 4 + 4 + 4)
+    monkeypatch.setattr(data_module, "physical_memory_bytes", lambda: 2**30)
+    data_module.check_draws_memory(4, 1000, 3, 2)
+    with pytest.raises(ValueError, match=r"4 chains x 1000 draws .* D=100 .* memory"):
+        data_module.check_draws_memory(4, 1000, 3, 100)
+    monkeypatch.setattr(data_module, "physical_memory_bytes", lambda: None)
+    data_module.check_draws_memory(4, 1000, 3, 100)  # unknown: no check
+
+
+# ---------------------------------------------------------------------------
+# Features dominated by a few extreme values
+# ---------------------------------------------------------------------------
+
+
+def test_extreme_value_flagged_with_warning():
+    rng = np.random.default_rng(0)
+    data = rng.standard_normal((500, 3))
+    data[41, 2] = 1e12
+    with pytest.warns(data_module.DataWarning, match="column 3 \\('z'\\)"):
+        messages = data_module.check_extreme_values(data, ["x", "y", "z"])
+    assert len(messages) == 1
+    assert messages[0].startswith("column 3 ('z'): 4 rows of 500 hold 99.80% of its variance")
+    assert "row 42: 1e+12" in messages[0]
+
+
+def test_extreme_values_criterion_boundaries():
+    # N = 200: m = 1 row. Two far rows share the variance: not flagged (a small cluster).
+    base = np.random.default_rng(1).standard_normal((200, 1))
+    two = base.copy()
+    two[:2, 0] = 1e6
+    assert data_module.check_extreme_values(two) == []
+    # One far row holds > 99%: flagged.
+    one = base.copy()
+    one[5, 0] = 1e6
+    with pytest.warns(data_module.DataWarning):
+        assert len(data_module.check_extreme_values(one)) == 1
+    # Constant and tiny inputs: nothing to say.
+    assert data_module.check_extreme_values(np.ones((10, 2))) == []
+    assert data_module.check_extreme_values(np.ones((1, 2))) == []
+    for seed in range(20):  # heavy but honest tails are not flagged
+        t3 = np.random.default_rng(seed).standard_t(3, (1000, 1))
+        assert data_module.check_extreme_values(t3) == []

@@ -29,6 +29,9 @@ class MemoryStore:
     def save(self, key, blob):
         self.records[key] = blob
 
+    def discard(self, key):
+        self.records.pop(key, None)
+
 
 @pytest.fixture
 def store():
@@ -123,9 +126,67 @@ def test_a_damaged_record_is_compiled_again_and_replaced(store):
     first = _run().draws
     for key in store.records:
         store.records[key] = b"not a program"
-    second = _run().draws
+    with pytest.warns(programs.StoreWarning, match="failed its check") as caught:
+        second = _run().draws
+    assert len(caught) == 3  # one warning per damaged record
     np.testing.assert_array_equal(second["means"], first["means"])
     assert all(blob != b"not a program" for blob in store.records.values())
+    third = _run().draws  # the rebuilt records load
+    np.testing.assert_array_equal(third["means"], first["means"])
+
+
+def _record(key="k"):
+    out_tree = jax.tree.structure((np.zeros(1), {"a": np.zeros(1), "b": None}, Params(1, 2, 3)))
+    return programs.encode_record(key, b"exported bytes", out_tree), out_tree
+
+
+def test_a_record_round_trips_with_its_result_structure():
+    blob, out_tree = _record()
+    serialized, loaded_tree = programs.decode_record(blob, "k")
+    assert serialized == b"exported bytes" and loaded_tree == out_tree
+
+
+@pytest.mark.parametrize("position", [0, 9, 40, 48, 60, -1])
+def test_any_flipped_bit_is_detected(position):
+    blob, _ = _record()
+    damaged = bytearray(blob)
+    damaged[position] ^= 0x10
+    with pytest.raises(programs.DamagedRecord):
+        programs.decode_record(bytes(damaged), "k")
+
+
+def test_a_record_of_another_key_or_a_truncated_one_is_refused():
+    blob, _ = _record("k")
+    with pytest.raises(programs.DamagedRecord, match="another key"):
+        programs.decode_record(blob, "other")
+    with pytest.raises(programs.DamagedRecord):
+        programs.decode_record(blob[:20], "k")
+
+
+def test_a_planted_pickle_is_never_unpickled(tmp_path):
+    """Even a pickle carrying a valid-looking header is refused before anything is parsed."""
+    import pickle
+
+    sentinel = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(sentinel), "w"))
+
+    for blob in (
+        pickle.dumps(Payload()),
+        programs.encode_record("k", b"", jax.tree.structure(None))[:48] + pickle.dumps(Payload()),
+    ):
+        with pytest.raises(programs.DamagedRecord):
+            programs.decode_record(blob, "k")
+    assert not sentinel.exists()
+
+
+def test_only_bgmm_named_tuples_are_rebuilt():
+    for name in ("os:system", "collections:namedtuple", "bgmm.model:default_priors"):
+        description = {"namedtuple": name, "children": []}
+        with pytest.raises(programs.DamagedRecord):
+            programs._tree_from_json(description)
 
 
 def test_describes_only_what_it_can_tell_apart():
@@ -136,8 +197,9 @@ def test_describes_only_what_it_can_tell_apart():
         programs.program_key((object(),), [], jax.devices()[:1])
 
 
-def test_an_executable_from_jax_cache_is_not_stored(tmp_path):
-    """XLA:CPU cannot serialize an executable it loaded from JAX's persistent cache again."""
+def test_a_program_found_in_jax_cache_is_still_stored(tmp_path):
+    """The store keeps exported programs, not executables, so a compile that JAX's cache
+    answers can be stored too (XLA:CPU cannot serialize such an executable again)."""
     from bgmm.cache import enable_compilation_cache
 
     previous = programs.use_program_store(None)
@@ -150,12 +212,11 @@ def test_an_executable_from_jax_cache_is_not_stored(tmp_path):
         programs.use_program_store(first)
         programs.compile_program(fn, args, identity="sin", devices=jax.devices()[:1])
         assert len(os.listdir(first.path)) == 1
-        # Same program, empty store: JAX's cache has it and must not feed the store.
         second = ProgramDirectory(tmp_path / "other")
         programs.use_program_store(second)
         compiled = programs.compile_program(fn, args, identity="sin", devices=jax.devices()[:1])
         np.testing.assert_allclose(compiled(*args), np.sin(args[0]) * 3.0)
-        assert not second.path.exists()
+        assert len(os.listdir(second.path)) == 1
     finally:
         programs.use_program_store(previous)
 
@@ -166,4 +227,8 @@ def test_program_directory_round_trip(tmp_path):
     directory.save("k", b"blob")
     assert directory.load("k") == b"blob"
     assert [p.name for p in directory.path.iterdir()] == ["k"]  # no temporary files left
+    assert (directory.path / "k").stat().st_mode & 0o777 == 0o600
+    assert directory.path.stat().st_mode & 0o777 == 0o700
+    directory.discard("k")
+    assert directory.load("k") is None
     assert directory.path.parent == tmp_path and len(directory.namespace) == 16

@@ -12,11 +12,19 @@ from bgmm.inference import (
     sample_posterior,
 )
 from bgmm.model import Params, tutorial_priors
-from bgmm.samplers.runner import run_chains
+from bgmm.samplers.hmc import Tuning
+from bgmm.samplers.runner import Kernel, RunnerState, StopRequested, run_chains
 from bgmm.tutorial import tutorial_data, tutorial_start
 
 
-def _run(chain_method="sequential", max_chunks=20, num_chains=2, adaptation="window"):
+def _run(
+    chain_method="sequential",
+    max_chunks=20,
+    num_chains=2,
+    adaptation="window",
+    sampler="hmc",
+    **resume,
+):
     y = tutorial_data(200)
     initial = Params(*(np.repeat(a[None], num_chains, axis=0) for a in tutorial_start()))
     settings = SamplerSettings(
@@ -25,12 +33,21 @@ def _run(chain_method="sequential", max_chunks=20, num_chains=2, adaptation="win
         num_leapfrog_steps=4,
         adaptation=adaptation,
         chain_method=chain_method,
+        sampler=sampler,
         # Batched GEMMs may sum in another order than single ones, and HMC amplifies any
         # rounding difference; the direct form rounds alike either way, so draws match.
         likelihood="direct",
     )
+    target = "correct"
     return sample_posterior(
-        jax.random.key(3), y, tutorial_priors(), initial, settings, max_chunks=max_chunks
+        jax.random.key(3),
+        y,
+        tutorial_priors(),
+        initial,
+        settings,
+        target,
+        max_chunks=max_chunks,
+        **resume,
     )
 
 
@@ -133,3 +150,96 @@ def test_data_given_built_or_deferred_give_the_same_draws():
     assert loads == [1]
     np.testing.assert_allclose(a, b, rtol=1e-12)
     np.testing.assert_allclose(a, c, rtol=1e-12)
+
+
+def _assert_same_run(a, b):
+    """Bit for bit: resuming calls the same programs on the same arrays."""
+    assert a.draws.keys() == b.draws.keys()
+    for name in a.draws:
+        np.testing.assert_array_equal(a.draws[name], b.draws[name], err_msg=name)
+    for x, y in zip(a.tuning, b.tuning, strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+def _toy_kernel(scale):
+    """A random walk whose state holds a PRNG key of its own, to test keys in the carry."""
+
+    def step(key, state, tuning):
+        x, own_key = state
+        own_key, sub = jax.random.split(own_key)
+        noise = jax.random.normal(key, x.shape) + jax.random.normal(sub, x.shape)
+        return (x + tuning.step_size * noise - scale * x, own_key), jnp.ones(())
+
+    return Kernel(
+        init=lambda x: (x, jax.random.key(7)),
+        step=step,
+        acceptance_rate=lambda info: info,
+        position=lambda state: state[0],
+        record=lambda state, info, tuning: {"x": state[0], "k": jax.random.key_data(state[1])},
+    )
+
+
+def _toy_run(chain_method, **resume):
+    return run_chains(
+        jax.random.key(11),
+        _toy_kernel,
+        None,
+        np.arange(6.0).reshape(3, 2),  # 3 chains: two rounds on two devices, one padded
+        data=jnp.asarray(0.1),
+        num_warmup=7,
+        num_draws=8,
+        initial_tuning=Tuning(np.asarray(0.5), np.ones(2)),
+        chain_method=chain_method,
+        max_chunks=3,  # 15 steps in chunks of 5
+        **resume,
+    )
+
+
+@pytest.mark.parametrize("chain_method", ["sequential", "vectorized", "parallel"])
+def test_resuming_from_any_chunk_gives_the_same_draws(chain_method):
+    if chain_method == "parallel" and jax.local_device_count() < 2:
+        pytest.skip("needs XLA_FLAGS=--xla_force_host_platform_device_count=2 (bgmm sets it)")
+    states = []
+    full = _toy_run(chain_method, on_chunk=lambda state: states.append(state) or False)
+    groups = {"sequential": 3, "vectorized": 1, "parallel": 2}[chain_method]
+    assert len(states) == 3 * groups
+    assert states[-1].finished and not any(s.finished for s in states[:-1])
+    assert states[-1].steps_done == 3 * 15
+    assert states[0].carry_key_impls == ("", "threefry2x32", "", "")  # x, key, tuning
+    assert all(isinstance(a, np.ndarray) for s in states for a in s.carry)
+    # The end of the first group (its final tuning still to read) and mid-way through the
+    # last group; each resume compiles its programs again, so not every state.
+    for state in (states[2], states[-2]):
+        _assert_same_run(full, _toy_run(chain_method, resume_from=state))
+
+
+def test_on_chunk_stops_the_run_and_its_state_resumes_it():
+    seen = []
+    with pytest.raises(StopRequested) as stopped:
+        _toy_run("sequential", on_chunk=lambda state: seen.append(state) or len(seen) == 4)
+    state = stopped.value.state
+    assert isinstance(state, RunnerState) and state is seen[-1]
+    assert (state.group, state.next_step) == (1, 5)  # the second chain's first chunk
+    assert state.draws["x"].shape == (1, 8, 2) and state.group_draws["x"].shape == (1, 0, 2)
+    _assert_same_run(_toy_run("sequential"), _toy_run("sequential", resume_from=state))
+
+
+def test_a_state_of_another_run_is_refused():
+    states = []
+    _toy_run("sequential", on_chunk=lambda state: states.append(state) or False)
+    with pytest.raises(ValueError, match="another run"):
+        _toy_run("vectorized", resume_from=states[0])
+    with pytest.raises(ValueError, match="another max_chunks"):
+        _toy_run("sequential", resume_from=states[0]._replace(chunk_size=4))
+    with pytest.raises(ValueError, match="group_draws have shapes"):
+        _toy_run("sequential", resume_from=states[2]._replace(next_step=10))
+
+
+def test_hmc_resumes_mid_warm_up_bit_for_bit():
+    """The window adaptation's state travels in the carry (the samplers in a real run and
+    across processes: tests/test_checkpoint.py)."""
+    states = []
+    full = _run(on_chunk=lambda state: states.append(state) or False)
+    # The second chain (group 1), 40 of 60 warm-up steps done, in chunks of 5.
+    (state,) = [s for s in states if (s.group, s.next_step) == (1, 40)]
+    _assert_same_run(full, _run(resume_from=state))

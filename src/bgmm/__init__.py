@@ -13,7 +13,7 @@ from bgmm.devices import use_cpu_cores
 use_cpu_cores()
 jax.config.update("jax_enable_x64", True)
 
-from bgmm.api import BayesianGMM, FitResult, demo  # noqa: E402
+from bgmm.api import BayesianGMM, FitResult, demo, resume  # noqa: E402
 from bgmm.cache import enable_compilation_cache  # noqa: E402
 from bgmm.model import Params, Priors, default_priors, tutorial_priors  # noqa: E402
 from bgmm.tutorial import tutorial_data  # noqa: E402
@@ -26,6 +26,7 @@ __all__ = [
     "default_priors",
     "demo",
     "enable_compilation_cache",
+    "resume",
     "tutorial_data",
     "tutorial_priors",
 ]

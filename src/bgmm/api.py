@@ -1,16 +1,31 @@
-"""The friendly front: ``BayesianGMM(...).fit(X)`` and ``demo()`` returning a ``FitResult``."""
+"""The friendly front: ``BayesianGMM(...).fit(X)``, ``demo()`` and ``resume()`` returning a
+``FitResult``."""
 
 from __future__ import annotations
 
+import json
+import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bgmm.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    CheckpointWriter,
+    Interrupted,
+    checkpoint_path,
+    describe_data,
+    has_checkpoint,
+    read_checkpoint,
+    remove_checkpoint,
+)
 from bgmm.data import Standardizer, check_num_components
 from bgmm.devices import default_chain_method
 from bgmm.inference import (
@@ -41,11 +56,11 @@ from bgmm.relabel import (
     stephens_permutations,
 )
 from bgmm.results import build_inference_data, format_summary, summarize
-from bgmm.samplers.runner import CHAIN_METHODS
+from bgmm.samplers.runner import CHAIN_METHODS, StopRequested
 from bgmm.starts import kmeans_plus_plus_starts
 from bgmm.tutorial import TUTORIAL_SAMPLER, tutorial_data, tutorial_start
 
-__all__ = ["BayesianGMM", "FitResult", "demo", "demo_model"]
+__all__ = ["BayesianGMM", "FitResult", "demo", "demo_model", "resume"]
 
 DTYPES = {"float64": jnp.float64, "float32": jnp.float32}
 PRIOR_PRESETS = ("default", "tutorial")
@@ -206,6 +221,28 @@ class BayesianGMM:
             raise ValueError(f"step_size must be positive, got {step_size!r}")
         if target_accept is not None and not 0 < target_accept < 1:
             raise ValueError(f"target_accept must be in (0, 1), got {target_accept!r}")
+        # What a checkpoint records to build this model again (custom priors as arrays).
+        self._arguments = {
+            "n_components": int(n_components),
+            "priors": priors if isinstance(priors, str) else "custom",
+            "target": target,
+            "sampler": sampler,
+            "num_chains": int(num_chains),
+            "num_warmup": int(num_warmup),
+            "num_draws": int(num_draws),
+            "num_leapfrog_steps": int(num_leapfrog_steps),
+            "max_tree_depth": int(max_tree_depth),
+            "step_size": float(step_size),
+            "adaptation": adaptation,
+            "target_accept": None if target_accept is None else float(target_accept),
+            "chain_method": chain_method,
+            "dtype": dtype,
+            "seed": int(seed),
+            "standardize": None if standardize is None else bool(standardize),
+            "store_log_likelihood": bool(store_log_likelihood),
+            "relabel": relabel,
+            "start_candidates": int(start_candidates),
+        }
         self.n_components = int(n_components)
         self.priors = priors
         self.target = target
@@ -253,6 +290,11 @@ class BayesianGMM:
         initial: Params | None = None,
         progress: bool = False,
         source: str = "data",
+        checkpoint_dir: str | os.PathLike | None = None,
+        checkpoint_interval: float = 30.0,
+        should_stop: Callable[[], bool] | None = None,
+        extra: dict[str, Any] | None = None,
+        keep_checkpoint: bool = False,
     ) -> FitResult:
         """Sample the posterior given data ``X``.
 
@@ -267,31 +309,76 @@ class BayesianGMM:
         progress : bool
             Progress bar on stderr.
         source : str
-            Name of the data in error messages.
+            Name of the data in error messages (the CLI: the data file's path); kept in
+            the checkpoint.
+        checkpoint_dir : path, optional
+            Keep a checkpoint of the run in ``checkpoint_dir/.bgmm-checkpoint/`` while it
+            samples (:mod:`bgmm.checkpoint`), so that a killed run can be finished by
+            :func:`resume`. Refused when the directory holds one already (an unfinished
+            run: resume it or remove it). Deleted when the fit succeeds.
+        checkpoint_interval : float
+            Seconds at least between two checkpoints (0: after every compiled chunk).
+        should_stop : () -> bool, optional
+            Asked after every chunk; when True the run writes its checkpoint and raises
+            :class:`bgmm.checkpoint.Interrupted` (see :func:`bgmm.checkpoint.stop_on_signal`).
+            Needs ``checkpoint_dir``.
+        extra : dict, optional
+            JSON-able record kept in the checkpoint and returned by
+            :func:`bgmm.checkpoint.read_checkpoint` (the CLI keeps its options there).
+        keep_checkpoint : bool
+            Keep the checkpoint after success, written after the last chunk, for a caller
+            that deletes it itself once the results are safe
+            (:func:`bgmm.checkpoint.remove_checkpoint`).
 
         Returns
         -------
         FitResult
+
+        Raises
+        ------
+        bgmm.checkpoint.Interrupted
+            When ``should_stop`` asked the run to stop; the checkpoint is written.
         """
         start_time = time.perf_counter()
-        data = np.asarray(X, dtype=np.float64)
-        if data.ndim == 1:
-            data = data[:, None]
-        if data.ndim != 2 or data.shape[1] < 1:
-            raise ValueError(f"X must have shape (N, D), got {np.shape(X)}")
-        if not np.all(np.isfinite(data)):
-            row, col = np.argwhere(~np.isfinite(data))[0]
-            raise ValueError(f"X has a non-finite value at row {row + 1}, column {col + 1}")
+        data = _as_data(X)
         check_num_components(data, self.n_components, source)
         d = data.shape[1]
         names = list(feature_names) if feature_names is not None else [f"x{j}" for j in range(d)]
         if len(names) != d:
             raise ValueError(f"{len(names)} feature names for {d} features")
+        plan = _checkpoint_plan(
+            checkpoint_dir, checkpoint_interval, should_stop, extra, keep_checkpoint
+        )
+        if plan is not None and has_checkpoint(plan.directory):
+            raise CheckpointError(
+                f"{plan.directory} holds the checkpoint of an unfinished run: resume it "
+                "(bgmm.api.resume) or delete it (bgmm.checkpoint.remove_checkpoint)"
+            )
+        return self._fit(
+            data, names, source, start_time, progress=progress, plan=plan, initial=initial
+        )
+
+    def _fit(
+        self,
+        data: np.ndarray,
+        names: list[str],
+        source: str,
+        start_time: float,
+        *,
+        progress: bool,
+        plan: _CheckpointPlan | None,
+        initial: Params | None = None,
+        resumed: Checkpoint | None = None,
+    ) -> FitResult:
+        """Sample and summarise; from ``resumed``'s starts and state when given."""
+        d = data.shape[1]
         priors, priors_name, standardize = self._resolve_priors(d)
 
         scaler = Standardizer.fit(data, source=source) if standardize else None
         model_data = scaler.transform(data) if scaler else data
-        if initial is None:
+        if resumed is not None:
+            starts = resumed.starts  # the start search is done already
+        elif initial is None:
             scored = _subsample(model_data, self.seed, size=10_000)
             starts = kmeans_plus_plus_starts(
                 self.seed,
@@ -318,16 +405,43 @@ class BayesianGMM:
             sampler_data = DeferredData(data.shape, lambda: scaler.transform(data))
         else:
             sampler_data = data
-        run = sample_posterior(
-            jax.random.key(self.seed),
-            sampler_data,
-            priors,
-            starts,
-            settings,
-            target=self.target,
-            dtype=dtype,
-            progress=progress,
-        )
+        on_chunk = None
+        if plan is not None:
+            fixed = Checkpoint(
+                # The layout resolved: a resumed run must run the chains as this one did.
+                settings=self._arguments | {"chain_method": settings.chain_method},
+                data=describe_data(data, source),
+                fit={"feature_names": names, "checkpoint_interval": plan.interval},
+                extra=plan.extra,
+                starts=Params(*(np.asarray(a) for a in starts)),
+                priors=priors if priors_name == "custom" else None,
+                state=None,
+            )
+            on_chunk = CheckpointWriter(
+                plan.directory,
+                lambda state: fixed._replace(state=state),
+                plan.interval,
+                plan.should_stop,
+                write_last=plan.keep,
+            )
+        try:
+            run = sample_posterior(
+                jax.random.key(self.seed),
+                sampler_data,
+                priors,
+                starts,
+                settings,
+                target=self.target,
+                dtype=dtype,
+                progress=progress,
+                resume_from=None if resumed is None else resumed.state,
+                on_chunk=on_chunk,
+            )
+        except StopRequested as stop:
+            state = stop.state
+            raise Interrupted(
+                plan.directory, state.steps_done, state.num_chains * state.num_steps
+            ) from None
         # Results in float64 whatever the run's dtype; counts and flags keep their types.
         draws = {
             name: np.asarray(value, np.float64)
@@ -383,7 +497,137 @@ class BayesianGMM:
             "total_seconds": time.perf_counter() - start_time,
         }
         idata.posterior.attrs.update(timing)
+        if plan is not None and not plan.keep:
+            remove_checkpoint(plan.directory)  # the results supersede it
         return FitResult(idata, summary, record, timing)
+
+    @classmethod
+    def _from_settings(cls, settings: dict[str, Any], priors: Priors | None) -> BayesianGMM:
+        """The model a checkpoint's ``settings`` describe."""
+        arguments = dict(settings)
+        if arguments.get("priors") == "custom":
+            arguments["priors"] = priors
+        try:
+            return cls(arguments.pop("n_components"), **arguments)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"the checkpoint's settings do not make a model: {exc}") from None
+
+
+class _CheckpointPlan(NamedTuple):
+    directory: Path
+    interval: float
+    should_stop: Callable[[], bool] | None
+    extra: dict[str, Any]
+    keep: bool
+
+
+def _checkpoint_plan(directory, interval, should_stop, extra, keep) -> _CheckpointPlan | None:
+    """Check fit's checkpoint arguments; None: no checkpoint."""
+    if directory is None:
+        if should_stop is not None:
+            raise ValueError("should_stop needs a checkpoint_dir to keep the stopped run in")
+        return None
+    if not interval >= 0:
+        raise ValueError(f"checkpoint_interval must be >= 0 seconds, got {interval!r}")
+    extra = {} if extra is None else extra
+    try:
+        # Written as JSON with every checkpoint: refuse what cannot be, before sampling.
+        json.dumps(extra, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"extra must be a JSON-able dict: {exc}") from None
+    if not isinstance(extra, dict):
+        raise ValueError(f"extra must be a JSON-able dict, got {type(extra).__name__}")
+    # The directory that holds .bgmm-checkpoint, whichever of the two was named.
+    return _CheckpointPlan(
+        checkpoint_path(directory).parent, float(interval), should_stop, extra, bool(keep)
+    )
+
+
+def _as_data(X) -> np.ndarray:
+    """``X`` as a finite float64 array (N, D)."""
+    data = np.asarray(X, dtype=np.float64)
+    if data.ndim == 1:
+        data = data[:, None]
+    if data.ndim != 2 or data.shape[1] < 1:
+        raise ValueError(f"X must have shape (N, D), got {np.shape(X)}")
+    if not np.all(np.isfinite(data)):
+        row, col = np.argwhere(~np.isfinite(data))[0]
+        raise ValueError(f"X has a non-finite value at row {row + 1}, column {col + 1}")
+    return data
+
+
+def resume(
+    checkpoint_dir: str | os.PathLike,
+    X,
+    *,
+    progress: bool = False,
+    checkpoint_interval: float | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    keep_checkpoint: bool = False,
+) -> FitResult:
+    """Finish the run whose checkpoint is in ``checkpoint_dir``.
+
+    The model is built again from the checkpoint's settings, the chains carry on from
+    its state (no start search, no warm-up again), and the result is the one the run
+    would have given had it never stopped: the same draws, bit for bit, and so the same
+    relabelling and summaries. The checkpoint is kept up to date while the run goes on,
+    and deleted when it succeeds.
+
+    Parameters
+    ----------
+    checkpoint_dir : path
+        The ``checkpoint_dir`` the run was given (or its ``.bgmm-checkpoint``).
+    X : array-like, shape (N, D)
+        The same data: refused unless their sha256 is the checkpoint's.
+    progress : bool
+        Progress bar on stderr.
+    checkpoint_interval : float, optional
+        Seconds at least between checkpoints; None: as the run was given.
+    should_stop, keep_checkpoint
+        As for :meth:`BayesianGMM.fit`.
+
+    Returns
+    -------
+    FitResult
+
+    Raises
+    ------
+    bgmm.checkpoint.CheckpointError
+        No checkpoint, a damaged one, one written by other versions or on another device,
+        or other data.
+    bgmm.checkpoint.Interrupted
+        When ``should_stop`` asked the run to stop again.
+    """
+    start_time = time.perf_counter()
+    checkpoint = read_checkpoint(checkpoint_dir)
+    stored = checkpoint.data
+    source = stored.get("source") or "data"
+    data = _as_data(X)
+    if list(data.shape) != list(stored["shape"]):
+        raise CheckpointError(
+            f"{source}: the data changed since the checkpoint was written (shape "
+            f"{tuple(data.shape)}, then {tuple(stored['shape'])})"
+        )
+    if describe_data(data, source)["sha256"] != stored["sha256"]:
+        raise CheckpointError(
+            f"{source}: the data changed since the checkpoint was written (their sha256 "
+            "differs); resume needs the data the run started with"
+        )
+    model = BayesianGMM._from_settings(checkpoint.settings, checkpoint.priors)
+    if checkpoint_interval is None:
+        checkpoint_interval = checkpoint.fit["checkpoint_interval"]
+    plan = _checkpoint_plan(
+        checkpoint_dir, checkpoint_interval, should_stop, checkpoint.extra, keep_checkpoint
+    )
+    return model._fit(
+        data,
+        list(checkpoint.fit["feature_names"]),
+        source,
+        start_time,
+        progress=progress,
+        plan=plan,
+        resumed=checkpoint,
+    )
 
 
 def demo_model(
@@ -434,7 +678,17 @@ def demo_model(
     )
 
 
-def demo(target: str = "correct", *, progress: bool = False, **options) -> FitResult:
+def demo(
+    target: str = "correct",
+    *,
+    progress: bool = False,
+    checkpoint_dir: str | os.PathLike | None = None,
+    checkpoint_interval: float = 30.0,
+    should_stop: Callable[[], bool] | None = None,
+    extra: dict[str, Any] | None = None,
+    keep_checkpoint: bool = False,
+    **options,
+) -> FitResult:
     """Fit the tutorial's data from the tutorial's start.
 
     ``target="tutorial"`` runs the tutorial's exact configuration by default: one chain
@@ -442,10 +696,20 @@ def demo(target: str = "correct", *, progress: bool = False, **options) -> FitRe
     the first 400 of 500 burn-in steps, 2000 kept draws. ``target="correct"`` samples the
     model as written with 4 chains and the default windowed adaptation. ``options`` are
     those of :func:`demo_model` (num_chains, num_warmup, num_draws, seed, dtype,
-    chain_method, sampler, relabel).
+    chain_method, sampler, relabel); the checkpoint arguments are those of
+    :meth:`BayesianGMM.fit` (resume with ``resume(checkpoint_dir, tutorial_data())``).
     """
     model = demo_model(target, **options)
-    return model.fit(tutorial_data(), initial=Params(*tutorial_start()), progress=progress)
+    return model.fit(
+        tutorial_data(),
+        initial=Params(*tutorial_start()),
+        progress=progress,
+        checkpoint_dir=checkpoint_dir,
+        checkpoint_interval=checkpoint_interval,
+        should_stop=should_stop,
+        extra=extra,
+        keep_checkpoint=keep_checkpoint,
+    )
 
 
 def _starts_in_model_units(initial: Params, scaler: Standardizer | None, num_chains: int) -> Params:
@@ -495,11 +759,13 @@ def _log_joint_scorer(data: np.ndarray, priors: Priors, target: str):
     """Log posterior of a batch of candidate starts, on (a subsample of) the data."""
     y = jnp.asarray(data)
 
+    # The data are an argument, never a constant of the compiled program: a constant would
+    # be written into the on-disk compilation cache with the program.
     @jax.jit
-    def score(candidates: Params) -> jax.Array:
+    def score(candidates: Params, y: jax.Array) -> jax.Array:
         return jax.vmap(lambda p: log_joint(p, y, priors, target))(candidates)
 
-    return lambda candidates: score(Params(*(jnp.asarray(a) for a in candidates)))
+    return lambda candidates: score(Params(*(jnp.asarray(a) for a in candidates)), y)
 
 
 def _subsample(data: np.ndarray, seed: int, size: int = 1000) -> np.ndarray:
@@ -516,11 +782,10 @@ def _pointwise_log_likelihood(draws: dict[str, np.ndarray], data: np.ndarray) ->
     params = Params(draws["weights"], draws["means"], draws["chol_precision"])
     c, s = params.weights.shape[:2]
     flat = jax.tree.map(lambda a: jnp.asarray(a.reshape(c * s, *a.shape[2:])), params)
-    y = jnp.asarray(data)
-    per_draw = jax.jit(
-        lambda p: jax.lax.map(lambda q: pointwise_log_likelihood(q, y), p, batch_size=16)
+    per_draw = jax.jit(  # the data as an argument: no constant in the cached program
+        lambda p, y: jax.lax.map(lambda q: pointwise_log_likelihood(q, y), p, batch_size=16)
     )
-    return np.asarray(per_draw(flat)).reshape(c, s, -1)
+    return np.asarray(per_draw(flat, jnp.asarray(data))).reshape(c, s, -1)
 
 
 def _versions() -> dict[str, str]:

@@ -1,7 +1,15 @@
-"""The command line: ``bgmm demo``, ``bgmm fit``, ``bgmm summary``.
+"""The command line: ``bgmm demo``, ``bgmm fit``, ``bgmm resume``, ``bgmm summary``.
 
-Every user error is one line on stderr starting with ``error:``, exit code 2, and no
-output file created or overwritten.
+Every user error (bad input, a bad option, an unusable ``--out``) is one line on stderr
+starting with ``error:``, exit code 2, found before anything is compiled or sampled, and no
+output file or directory created or overwritten. A failure to write the outputs at the end
+(a full disk, an I/O error) is one ``error:`` line naming the file, exit code 1, and leaves
+``--out`` as it was (:mod:`bgmm.outputs`).
+
+A run keeps a checkpoint in ``--out`` while it samples (:mod:`bgmm.checkpoint`). Ctrl-C
+(SIGINT) or SIGTERM stops it after the chunk in progress with the checkpoint written: exit
+code 130 and a line saying how to go on; ``bgmm resume DIR`` finishes a stopped or killed
+run with the draws it would have given had it never stopped.
 """
 
 from __future__ import annotations
@@ -9,18 +17,27 @@ from __future__ import annotations
 import argparse
 import gc
 import os
-import shutil
+import shlex
+import signal
 import sys
-import tempfile
 import threading
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import NoReturn
 
+from bgmm.outputs import OutputError
+
 CLI_IMPORTED = time.perf_counter()  # after `import bgmm`, which bgmm.cli's package runs first
 
 EXIT_USAGE = 2
+EXIT_OUTPUT = 1  # the run worked but its outputs could not be written
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+# Seeds go to jax.random.key (a signed 64-bit integer) and numpy's default_rng (non-negative).
+MAX_SEED = 2**63 - 1
+# Counts (chains, draws, steps) beyond this are typos; JAX's loop counters are 32-bit.
+MAX_COUNT = 2**31 - 1
 # Up to this many data values (8 MB in float64) fit imports its output libraries early.
 SMALL_DATA_VALUES = 10**6
 
@@ -34,14 +51,26 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def _positive_int(text: str) -> int:
+def _integer(text: str, low: int, high: int, expected: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
     return value
+
+
+def _positive_int(text: str) -> int:
+    return _integer(text, 1, MAX_COUNT, f"a positive integer (at most {MAX_COUNT})")
+
+
+def _num_draws(text: str) -> int:
+    return _integer(text, 2, MAX_COUNT, f"an integer from 2 to {MAX_COUNT}")
+
+
+def _seed(text: str) -> int:
+    return _integer(text, 0, MAX_SEED, f"an integer from 0 to {MAX_SEED} (2**63 - 1)")
 
 
 def _probability(text: str) -> float:
@@ -55,13 +84,7 @@ def _probability(text: str) -> float:
 
 
 def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
-    return value
+    return _integer(text, 0, MAX_COUNT, f"a non-negative integer (at most {MAX_COUNT})")
 
 
 def _features(text: str) -> tuple[str, str]:
@@ -69,6 +92,21 @@ def _features(text: str) -> tuple[str, str]:
     if len(parts) != 2 or not all(parts):
         raise argparse.ArgumentTypeError(f"expected two features like 0,1 or x,y; got {text!r}")
     return parts[0], parts[1]
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, got {text!r}")
+    return value
+
+
+def _add_reporting_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def _add_run_options(parser: argparse.ArgumentParser, out_default: str) -> None:
@@ -79,9 +117,11 @@ def _add_run_options(parser: argparse.ArgumentParser, out_default: str) -> None:
         help="MCMC kernel (default hmc); gibbs only for --target correct",
     )
     parser.add_argument("--chains", type=_positive_int, help="number of chains")
-    parser.add_argument("--draws", type=_positive_int, help="kept draws per chain")
+    parser.add_argument("--draws", type=_num_draws, help="kept draws per chain (at least 2)")
     parser.add_argument("--warmup", type=_count, help="warm-up (burn-in) steps per chain")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument(
+        "--seed", type=_seed, default=0, help="random seed, 0 to 2**63 - 1 (default 0)"
+    )
     parser.add_argument(
         "--dtype",
         choices=("float64", "float32"),
@@ -95,7 +135,16 @@ def _add_run_options(parser: argparse.ArgumentParser, out_default: str) -> None:
         help="auto (default): one chain per CPU core at a time, vmapped on a GPU",
     )
     parser.add_argument(
-        "--out", default=out_default, help=f"output directory (default ./{out_default})"
+        "--out",
+        default=out_default,
+        help=f"output directory (default ./{out_default}); afterwards it holds exactly this "
+        "run's files",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="use --out even if it holds files bgmm did not write (they are replaced) or an "
+        "interrupted run (discarded)",
     )
     parser.add_argument(
         "--features",
@@ -110,8 +159,15 @@ def _add_run_options(parser: argparse.ArgumentParser, out_default: str) -> None:
         default="auto",
         help="undo label switching (auto: pivot when the priors are exchangeable)",
     )
-    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--checkpoint-every",
+        type=_seconds,
+        default=30.0,
+        metavar="SECONDS",
+        help="write the run's checkpoint in --out at most this often (default 30; 0: after "
+        "every compiled chunk of steps)",
+    )
+    _add_reporting_options(parser)
     parser.add_argument(
         "--no-cache",
         action="store_true",
@@ -139,7 +195,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(demo, "bgmm-demo")
 
     fit = sub.add_parser("fit", help="sample the posterior for your data (CSV or .npy)")
-    fit.add_argument("data", help="CSV (header row optional) or .npy file, one row per observation")
+    fit.add_argument(
+        "data",
+        help="CSV (header row optional) or .npy file, one row per observation; - for "
+        "standard input",
+    )
     fit.add_argument("-k", "--components", type=_positive_int, default=3, help="K (default 3)")
     fit.add_argument(
         "--priors",
@@ -173,6 +233,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_run_options(fit, "bgmm-fit")
 
+    resume = sub.add_parser(
+        "resume", help="finish a run that was stopped (Ctrl-C) or killed, from its checkpoint"
+    )
+    resume.add_argument("dir", metavar="DIR", help="the stopped run's --out directory")
+    resume.add_argument(
+        "--data",
+        help="the run's data file, if it moved or was read from standard input (it must "
+        "hold the same values)",
+    )
+    _add_reporting_options(resume)
+
     summary = sub.add_parser("summary", help="summarise a saved posterior.nc")
     summary.add_argument("path", help="a posterior.nc written by bgmm")
     summary.add_argument("--json", action="store_true", help="print one JSON object on stdout")
@@ -193,6 +264,35 @@ def run() -> NoReturn:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one ``bgmm`` command in this process.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments after ``bgmm`` (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        The exit code: 0 done; 2 a user error (bad input, option or ``--out``: one ``error:``
+        line on stderr, found before any compiling or sampling, nothing written); 1 the
+        outputs could not be written at the end (a full disk, an I/O error: one ``error:``
+        line naming the file, ``--out`` left as it was); 130 interrupted (SIGINT or
+        SIGTERM: the checkpoint in ``--out`` is written and ``bgmm resume`` finishes the
+        run).
+    """
+    with warnings.catch_warnings():
+        warnings.showwarning = _print_warning
+        return _main(argv)
+
+
+def _print_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning as one ``warning:`` line on stderr (no source line, no location)."""
+    text = str(message).removeprefix("bgmm: ").replace("\n", " ")
+    print(f"warning: {text}", file=sys.stderr)
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -202,14 +302,27 @@ def main(argv: list[str] | None = None) -> int:
             print(f"bgmm {version('bgmm')}")
             return 0
         if args.command is None:
-            raise UsageError("missing command: demo, fit or summary (see bgmm --help)")
-        return {"demo": _demo, "fit": _fit, "summary": _summary}[args.command](args)
+            raise UsageError("missing command: demo, fit, resume or summary (see bgmm --help)")
+        commands = {"demo": _demo, "fit": _fit, "resume": _resume, "summary": _summary}
+        return commands[args.command](args)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
+    except OutputError as exc:  # from publishing: the outputs could not be written
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_OUTPUT
+    except KeyboardInterrupt as exc:
+        from bgmm.checkpoint import Interrupted
+
+        if isinstance(exc, Interrupted):
+            print(
+                f"interrupted: {exc.steps_done} of {exc.steps_total} chain steps done; "
+                f"resume with: bgmm resume {shlex.quote(str(exc.directory))}",
+                file=sys.stderr,
+            )
+        else:
+            print("error: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 def _import_output_libraries_in_background(plots: bool) -> None:
@@ -259,15 +372,30 @@ def _use_cache(args) -> None:
 
 def _demo(args) -> int:
     import bgmm
+    from bgmm.api import demo_model
+    from bgmm.tutorial import tutorial_data
 
     _import_output_libraries_in_background(plots=not args.no_plots)
+    model = _checked(
+        lambda: demo_model(
+            args.target,
+            num_chains=args.chains,
+            num_warmup=args.warmup,
+            num_draws=args.draws,
+            seed=args.seed,
+            dtype=args.dtype,
+            chain_method=args.chain_method,
+            sampler=args.sampler,
+            relabel=args.relabel,
+        )
+    )
     _use_cache(args)
-    from bgmm.checks import chol_precision_normal_check
-
-    _check_out(Path(args.out))
+    out = _prepare_out(args, model, tutorial_data().shape, protect=())
     startup_seconds = _process_seconds()
-    result = _run_safely(
-        lambda: bgmm.demo(
+    result = _sample(
+        out,
+        args,
+        lambda **checkpointing: bgmm.demo(
             args.target,
             num_chains=args.chains,
             num_warmup=args.warmup,
@@ -278,12 +406,19 @@ def _demo(args) -> int:
             sampler=args.sampler,
             relabel=args.relabel,
             progress=_progress(args),
-        )
+            **checkpointing,
+        ),
     )
+    return _publish_demo(result, args, out, startup_seconds)
+
+
+def _publish_demo(result, args, out, startup_seconds: float) -> int:
+    from bgmm.checks import chol_precision_normal_check
+
     # The check runs in XLA, with the GIL released, while the outputs are written in Python.
     with ThreadPoolExecutor(max_workers=1) as pool:
         check_running = pool.submit(chol_precision_normal_check, seed=args.seed)
-        written = _write_outputs(result, args, (0, 1))
+        written = _write_outputs(result, args, (0, 1), out)
         check = check_running.result()
     record = result.to_dict() | {"startup_seconds": startup_seconds}
     record["mvn_check"] = check.to_dict()
@@ -293,20 +428,18 @@ def _demo(args) -> int:
 
 def _fit(args) -> int:
     import bgmm
-    from bgmm.data import load_table
+    from bgmm.data import STDIN_NAME, load_table
 
     try:
         data, names = load_table(args.data)
     except _user_errors() as exc:
         raise UsageError(str(exc)) from None
+    source = STDIN_NAME if args.data == "-" else args.data
     if data.size <= SMALL_DATA_VALUES:
         _import_output_libraries_in_background(plots=not args.no_plots)
     names = names or [f"x{j}" for j in range(data.shape[1])]
     features = _resolve_features(args.features, names)
-    _use_cache(args)
-    _check_out(Path(args.out))
-    startup_seconds = _process_seconds()
-    result = _run_safely(
+    model = _checked(
         lambda: bgmm.BayesianGMM(
             args.components,
             priors=args.priors,
@@ -323,15 +456,215 @@ def _fit(args) -> int:
             chain_method=args.chain_method,
             dtype=args.dtype,
             seed=args.seed,
-        ).fit(data, feature_names=names, progress=_progress(args), source=args.data)
+        )
     )
-    written = _write_outputs(result, args, features)
+    _check_data(data, names, source, model, args)
+    _use_cache(args)
+    out = _prepare_out(args, model, data.shape, protect=() if args.data == "-" else (args.data,))
+    startup_seconds = _process_seconds()
+    result = _sample(
+        out,
+        args,
+        lambda **checkpointing: model.fit(
+            data, feature_names=names, progress=_progress(args), source=source, **checkpointing
+        ),
+    )
+    written = _write_outputs(result, args, features, out)
     _finish(result, result.to_dict() | {"startup_seconds": startup_seconds}, written, args)
     return 0
 
 
+def _check_data(data, names: list[str], source: str, model, args) -> None:
+    """Everything about the data that would stop or mislead the fit, before --out is made.
+
+    The fit checks these again; here they come before any directory is created or anything
+    compiled. Warnings (a feature dominated by a few extreme values) are one ``warning:``
+    line each on stderr.
+    """
+    import warnings
+
+    from bgmm import data as checks
+
+    try:
+        checks.check_num_components(data, model.n_components, source)
+        checks.check_num_features(data.shape[1], source)
+        checks.check_value_range(data, source, names)
+        if args.priors == "default":  # these priors standardise: no constant column
+            checks.Standardizer.fit(data, source=source)
+    except _user_errors() as exc:
+        raise UsageError(str(exc)) from None
+    if args.priors == "default":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", checks.DataWarning)  # printed below, once
+            messages = checks.check_extreme_values(data, names)
+        for message in messages:
+            print(f"warning: {source}: {message}", file=sys.stderr)
+
+
+def _prepare_out(args, model, data_shape: tuple[int, int], protect):
+    """Check --out (room, writable, bgmm's own) and create it: before any compiling."""
+    from bgmm.data import check_draws_memory
+    from bgmm.outputs import estimate_output_bytes
+
+    num_chains = model.num_chains
+    num_draws = model.sampler_settings.num_draws
+    num_rows, num_features = data_shape
+    try:
+        check_draws_memory(num_chains, num_draws, model.n_components, num_features)
+    except ValueError as exc:
+        raise UsageError(f"--chains/--draws: {exc}") from None
+    expected = estimate_output_bytes(
+        num_chains,
+        num_draws,
+        model.n_components,
+        num_features,
+        num_rows,
+        num_plots=0 if args.no_plots else 2,
+    )
+    return _checked_output(args.out, force=args.force, expected_bytes=expected, protect=protect)
+
+
+def _sample(out, args, run, *, resuming: bool = False):
+    """``run(**checkpointing)`` with its checkpoint kept in --out, stopped by SIGINT/SIGTERM.
+
+    The first signal asks the run to stop after its chunk: the checkpoint is written and
+    :class:`bgmm.checkpoint.Interrupted` comes out (a second signal quits at once). The
+    checkpoint outlives the run (``keep_checkpoint``) until the outputs replace it, so that
+    a failure to write them can be resumed too. On failure, what preparing --out created
+    is undone, except a checkpoint that ``bgmm resume`` can finish.
+    """
+    from bgmm.checkpoint import stop_on_signal
+
+    def notice(signum: int) -> None:
+        print(
+            f"\n{signal.Signals(signum).name}: stopping after the current chunk to write a "
+            "checkpoint (again to quit at once)",
+            file=sys.stderr,
+        )
+
+    checkpointing = {"should_stop": None, "keep_checkpoint": True}
+    if not resuming:
+        checkpointing |= {
+            "checkpoint_dir": out.path,
+            "checkpoint_interval": args.checkpoint_every,
+            "extra": _resume_record(args),
+        }
+    with stop_on_signal((signal.SIGINT, signal.SIGTERM), notice=notice) as should_stop:
+        checkpointing["should_stop"] = should_stop
+        try:
+            return run(**checkpointing)
+        except _user_errors() as exc:
+            out.discard(keep_checkpoint=resuming)
+            raise UsageError(str(exc)) from None
+        except BaseException:
+            out.discard(keep_checkpoint=True)
+            raise
+
+
+def _resume_record(args) -> dict:
+    """What ``bgmm resume`` needs to finish the run as this command would have: the
+    command, the data file (absolute) and the options that shape the outputs."""
+    options = {
+        name: value
+        for name, value in vars(args).items()
+        if name not in ("json", "quiet", "out", "force", "version", "command", "data")
+    }
+    record = {"command": args.command, "options": options}
+    if args.command == "fit" and args.data != "-":
+        record["data_path"] = os.path.abspath(args.data)
+    return record
+
+
+def _resume(args) -> int:
+    """``bgmm resume DIR``: finish the run whose checkpoint is in DIR, then write its
+    outputs there as the command that started it would have."""
+    from bgmm import api
+    from bgmm.checkpoint import CheckpointError, has_checkpoint, read_checkpoint
+
+    if not Path(args.dir).is_dir():
+        raise UsageError(f"{args.dir}: no such directory")
+    if not has_checkpoint(args.dir):
+        raise UsageError(f"{args.dir}: holds no checkpoint to resume")
+    try:
+        checkpoint = read_checkpoint(args.dir)
+    except CheckpointError as exc:
+        raise UsageError(str(exc)) from None
+    record = checkpoint.extra
+    command = record.get("command")
+    if command not in ("demo", "fit") or not isinstance(record.get("options"), dict):
+        raise UsageError(
+            f"{args.dir}: the checkpoint was not written by `bgmm demo` or `bgmm fit`; "
+            "resume it from Python (bgmm.api.resume)"
+        )
+    run_args = argparse.Namespace(**record["options"])
+    run_args.command, run_args.out, run_args.force = command, args.dir, False
+    run_args.json, run_args.quiet = args.json, args.quiet
+    run_args.features = tuple(run_args.features)
+    data = _resume_data(args, record)
+    _import_output_libraries_in_background(plots=not run_args.no_plots)
+    names = list(checkpoint.fit["feature_names"])
+    features = _resolve_features(run_args.features, names)
+    _use_cache(run_args)
+    out = _checked_output(run_args.out, allow_checkpoint=True)
+    startup_seconds = _process_seconds()
+    result = _sample(
+        out,
+        run_args,
+        lambda **checkpointing: api.resume(
+            out.path,
+            data,
+            progress=_progress(args),
+            should_stop=checkpointing["should_stop"],
+            keep_checkpoint=True,
+        ),
+        resuming=True,
+    )
+    if command == "demo":
+        return _publish_demo(result, run_args, out, startup_seconds)
+    written = _write_outputs(result, run_args, features, out)
+    _finish(result, result.to_dict() | {"startup_seconds": startup_seconds}, written, run_args)
+    return 0
+
+
+def _resume_data(args, record: dict):
+    """The data of the run to resume: the tutorial's, ``--data``, or the file it read."""
+    from bgmm.data import load_table
+
+    if record["command"] == "demo":
+        from bgmm.tutorial import tutorial_data
+
+        return tutorial_data()
+    path = args.data or record.get("data_path")
+    if path is None:
+        raise UsageError(
+            f"{args.dir}: the run read its data from standard input; give the same data "
+            "with --data FILE"
+        )
+    try:
+        data, _ = load_table(path)
+    except _user_errors() as exc:
+        hint = "" if args.data else " (give its new place with --data FILE)"
+        raise UsageError(f"{exc}{hint}") from None
+    return data
+
+
+def _checked_output(out: str, **options):
+    from bgmm.outputs import prepare_output
+
+    try:
+        return prepare_output(out, **options)
+    except OutputError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def _summary(args) -> int:
-    from bgmm.results import format_summary, load_inference_data, summarize, to_json
+    from bgmm.results import (
+        check_inference_data,
+        format_summary,
+        load_inference_data,
+        summarize,
+        to_json,
+    )
 
     path = Path(args.path)
     if path.is_dir():
@@ -340,15 +673,21 @@ def _summary(args) -> int:
         raise UsageError(f"{path}: no such file")
     try:
         idata = load_inference_data(path)
-        posterior = idata.posterior
-        for var in ("weights", "means", "chol_precision", "covariance"):
-            if var not in posterior:
-                raise UsageError(f"{path}: not a bgmm result (no '{var}' in the posterior group)")
-    except UsageError:
-        raise
     except Exception as exc:  # netCDF/HDF5 raise many types for a file that is not theirs
         raise UsageError(f"{path}: not a readable NetCDF file ({type(exc).__name__})") from None
-    summary = summarize(idata)
+    try:
+        check_inference_data(idata)
+    except ValueError as exc:
+        raise UsageError(f"{path}: not a bgmm result ({exc})") from None
+    try:
+        summary = summarize(idata)
+    except (ValueError, TypeError, KeyError, IndexError, _np_errors()) as exc:
+        # A file shaped like bgmm's whose contents still break the summary (hand-made or
+        # damaged): say so in one line rather than with a traceback.
+        raise UsageError(
+            f"{path}: cannot summarise it ({type(exc).__name__}: {exc})".replace("\n", " ")
+        ) from None
+    posterior = idata.posterior
     attrs = dict(posterior.attrs)
     if args.json:
         record = {k: attrs.get(k) for k in ("sampler", "target", "num_warmup", "priors", "dtype")}
@@ -362,14 +701,21 @@ def _summary(args) -> int:
     return 0
 
 
+def _np_errors() -> type[Exception]:
+    import numpy as np
+
+    return np.linalg.LinAlgError
+
+
 def _plain(value):
     """numpy scalars from NetCDF attributes -> Python numbers for JSON."""
     return value.item() if hasattr(value, "item") else value
 
 
-def _run_safely(run):
+def _checked(make):
+    """``make()``, with the ValueErrors of option validation turned into usage errors."""
     try:
-        return run()
+        return make()
     except _user_errors() as exc:
         raise UsageError(str(exc)) from None
 
@@ -394,44 +740,33 @@ def _resolve_features(features: tuple[str, str], names: list[str]) -> tuple[int,
     return indices[0], indices[1]
 
 
-def _check_out(out: Path) -> None:
-    """Fail before sampling when --out (or a folder above it) exists but is not a folder."""
-    for path in (out, *out.parents):
-        if path.exists():
-            if not path.is_dir():
-                if path == out:
-                    raise UsageError(f"{out}: exists and is not a directory")
-                raise UsageError(f"{out}: cannot create it ({path} is not a directory)")
-            return
+def _write_outputs(result, args, features: tuple[int, int], out) -> list[Path]:
+    """Write every output into a staging folder beside --out, then swap it in whole.
 
+    The NetCDF file is made in memory and written with plain file I/O
+    (:func:`bgmm.results.inference_data_bytes`): a full disk is then an ``OSError``, which
+    :meth:`bgmm.outputs.OutputDir.publish` reports in one line, rather than a crash inside
+    libhdf5.
+    """
+    from bgmm.outputs import write_bytes
+    from bgmm.results import inference_data_bytes
 
-def _write_outputs(result, args, features: tuple[int, int]) -> list[Path]:
-    """Write every output into a scratch folder, then move the set into --out."""
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"{out}: exists and is not a directory")
-    parent = out.resolve().parent
+    writers = {"posterior.nc": lambda path: write_bytes(path, inference_data_bytes(result.idata))}
+    if not args.no_plots:
+        from bgmm import plots
+
+        writers["locations.png"] = lambda path: plots.plot_location_kde(
+            result.idata, path, features
+        )
+        writers["trace.png"] = lambda path: plots.plot_trace(result.idata, path, features=features)
     try:
-        parent.mkdir(parents=True, exist_ok=True)
-        scratch = Path(tempfile.mkdtemp(prefix=".bgmm-", dir=parent))
-    except OSError as exc:
-        raise UsageError(f"{out}: cannot create the output directory ({exc})") from None
-    try:
-        files = [result.save(scratch / "posterior.nc")]
-        if not args.no_plots:
-            from bgmm import plots
-
-            files.append(plots.plot_location_kde(result.idata, scratch / "locations.png", features))
-            files.append(plots.plot_trace(result.idata, scratch / "trace.png", features=features))
-        out.mkdir(parents=True, exist_ok=True)
-        written = []
-        for file in files:
-            target = out / file.name
-            os.replace(file, target)
-            written.append(target)
-        return written
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        names = out.publish(writers)
+    except BaseException:
+        # --out as it was before the run: a directory made for it goes unless a checkpoint
+        # in it can still be resumed once the disk has room.
+        out.discard(keep_checkpoint=True)
+        raise
+    return [Path(args.out) / name for name in names]
 
 
 def _process_seconds() -> float:

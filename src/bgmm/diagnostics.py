@@ -19,6 +19,8 @@ import numpy as np
 
 __all__ = [
     "chain_mcse",
+    "constant_parameters",
+    "convergence_warnings",
     "detect_component_disagreement",
     "detect_mode_disagreement",
     "invariant_diagnostics",
@@ -57,6 +59,75 @@ def chain_mcse(draws: np.ndarray) -> np.ndarray:
     flat = draws.reshape(c, s, -1)
     out = [_arviz_stat("mcse", flat[i : i + 1]) for i in range(c)]
     return np.reshape(out, (c, *draws.shape[2:]))
+
+
+def constant_parameters(draws: np.ndarray) -> np.ndarray:
+    """Which scalars are the same in every draw of every chain.
+
+    Their R-hat and ESS are undefined (0/0: NaN in ArviZ), not a sign of poor mixing: the
+    weight of a single component (K = 1) is exactly 1 in every draw.
+
+    Parameters
+    ----------
+    draws : array, shape (C, S, P)
+
+    Returns
+    -------
+    array of bool, shape (P,)
+    """
+    draws = np.asarray(draws)
+    flat = draws.reshape(-1, draws.shape[-1])
+    if flat.shape[0] == 0:
+        return np.zeros(draws.shape[-1], dtype=bool)
+    return np.all(flat == flat[:1], axis=0)
+
+
+def convergence_warnings(
+    names: list[str],
+    draws: np.ndarray,
+    rhat: np.ndarray,
+    ess_bulk: np.ndarray,
+    ess_tail: np.ndarray,
+    rhat_limit: float = RHAT_LIMIT,
+    ess_limit: float = 400,
+) -> list[str]:
+    """One warning line for R-hat above the limit and one for ESS below it, if any.
+
+    Constant parameters (:func:`constant_parameters`) are left out of both checks; any other
+    parameter whose R-hat is not finite (non-finite draws) counts as above the limit.
+
+    Parameters
+    ----------
+    names : list of P str
+    draws : array, shape (C, S, P)
+    rhat, ess_bulk, ess_tail : arrays, shape (P,)
+    rhat_limit, ess_limit : float
+
+    Returns
+    -------
+    list of str
+        Zero, one or two lines; the maxima and minima quoted are over the checked parameters.
+    """
+    rhat, ess_bulk, ess_tail = (np.asarray(a, dtype=np.float64) for a in (rhat, ess_bulk, ess_tail))
+    checked = ~constant_parameters(draws)
+    out = []
+    bad_rhat = checked & ~(rhat <= rhat_limit)
+    if bad_rhat.any():
+        finite = rhat[bad_rhat & np.isfinite(rhat)]
+        worst = f"max {finite.max():.3f}" if finite.size else "not computable"
+        first = names[int(np.argmax(bad_rhat))]
+        out.append(
+            f"R-hat above {rhat_limit} for {int(bad_rhat.sum())} parameter(s) ({worst}, "
+            f"e.g. {first}): chains disagree; run longer or check for label switching"
+        )
+    low_ess = checked & (np.minimum(ess_bulk, ess_tail) < ess_limit)
+    if low_ess.any():
+        out.append(
+            f"ESS below {ess_limit} for {int(low_ess.sum())} parameter(s) (bulk min "
+            f"{np.nanmin(ess_bulk[checked]):.0f}, tail min {np.nanmin(ess_tail[checked]):.0f}): "
+            "draw more for reliable estimates"
+        )
+    return out
 
 
 def _z_scores(diff: np.ndarray, se: np.ndarray) -> np.ndarray:

@@ -26,7 +26,14 @@ from bgmm.samplers.adaptation import tutorial_step_size_rule, window_adaptation
 from bgmm.samplers.gibbs import build_gibbs_kernel
 from bgmm.samplers.hmc import Tuning, build_hmc_step, init_hmc
 from bgmm.samplers.nuts import build_nuts_step
-from bgmm.samplers.runner import ChainMethod, Kernel, LazyData, RunOutput, run_chains
+from bgmm.samplers.runner import (
+    ChainMethod,
+    Kernel,
+    LazyData,
+    RunnerState,
+    RunOutput,
+    run_chains,
+)
 
 __all__ = [
     "ADAPTATIONS",
@@ -189,6 +196,8 @@ def sample_posterior(
     dtype=jnp.float64,
     progress: bool = False,
     max_chunks: int = 20,
+    resume_from: RunnerState | None = None,
+    on_chunk: Callable[[RunnerState], bool] | None = None,
 ) -> RunOutput:
     """Run HMC, NUTS or Gibbs chains on the posterior of the mixture.
 
@@ -207,6 +216,12 @@ def sample_posterior(
     progress : bool
     max_chunks : int
         Compiled calls per chain (more: a smoother progress bar, slightly more overhead).
+    resume_from : RunnerState, optional
+        Carry on from a state that ``on_chunk`` was given by a run with the same arguments
+        (:func:`bgmm.samplers.runner.run_chains`); the draws are bit-identical.
+    on_chunk : RunnerState -> bool, optional
+        Called after every compiled call; True stops the run
+        (:class:`bgmm.samplers.runner.StopRequested`).
 
     Returns
     -------
@@ -223,7 +238,17 @@ def sample_posterior(
         data = _lazy_sampler_data(data, dtype, settings)
     if settings.sampler == "gibbs":
         return _sample_gibbs(
-            rng_key, data, priors, initial_params, settings, target, dtype, progress, max_chunks
+            rng_key,
+            data,
+            priors,
+            initial_params,
+            settings,
+            target,
+            dtype,
+            progress,
+            max_chunks,
+            resume_from,
+            on_chunk,
         )
     num_features = priors.num_features
     priors = priors.astype(dtype)
@@ -296,13 +321,25 @@ def sample_posterior(
         chain_method=settings.chain_method,
         progress=progress,
         max_chunks=max_chunks,
+        resume_from=resume_from,
+        on_chunk=on_chunk,
         # What make_kernel and the adaptation close over.
         program_identity=("hmc", settings, target, np.dtype(dtype).name, priors),
     )
 
 
 def _sample_gibbs(
-    rng_key, data, priors, initial_params, settings, target, dtype, progress, max_chunks
+    rng_key,
+    data,
+    priors,
+    initial_params,
+    settings,
+    target,
+    dtype,
+    progress,
+    max_chunks,
+    resume_from,
+    on_chunk,
 ) -> RunOutput:
     """Gibbs chains: nothing to adapt; warm-up sweeps are plain burn-in."""
     if target != "correct":
@@ -348,5 +385,7 @@ def _sample_gibbs(
         chain_method=settings.chain_method,
         progress=progress,
         max_chunks=max_chunks,
+        resume_from=resume_from,
+        on_chunk=on_chunk,
         program_identity=("gibbs", settings, target, np.dtype(dtype).name, priors),
     )

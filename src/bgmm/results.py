@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import tempfile
@@ -11,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from bgmm.diagnostics import (
+    convergence_warnings,
     detect_component_disagreement,
     detect_mode_disagreement,
     invariant_diagnostics,
@@ -18,7 +20,9 @@ from bgmm.diagnostics import (
 
 __all__ = [
     "build_inference_data",
+    "check_inference_data",
     "format_summary",
+    "inference_data_bytes",
     "load_inference_data",
     "save_inference_data",
     "summarize",
@@ -116,14 +120,62 @@ def build_inference_data(
     return idata
 
 
+def inference_data_bytes(idata) -> bytes:
+    """The NetCDF-4 (HDF5) file of ``idata``, in memory, as ArviZ's ``to_netcdf`` writes it.
+
+    Every group goes through xarray and h5netcdf into one in-memory buffer, compressed with
+    zlib like ArviZ's default. Writing the file from these bytes with plain Python I/O keeps
+    HDF5 away from the disk: libhdf5 can crash the process when the disk fills while it
+    writes, whereas Python raises ``OSError`` (``ENOSPC``).
+
+    Parameters
+    ----------
+    idata : arviz.InferenceData
+
+    Returns
+    -------
+    bytes
+        Readable by ``arviz.from_netcdf`` once written to a file.
+    """
+    import xarray as xr
+
+    buffer = io.BytesIO()
+    mode = "w"
+    attrs = getattr(idata, "_attrs", None)
+    if attrs:
+        xr.Dataset(attrs=attrs).to_netcdf(buffer, mode=mode, engine="h5netcdf", group="/")
+        mode = "a"
+    for group in idata.groups():
+        dataset = idata[group]
+        encoding = {
+            name: {"zlib": True}
+            for name, values in dataset.variables.items()
+            if values.dtype.kind in "biufcS"
+        }
+        dataset.to_netcdf(buffer, mode=mode, engine="h5netcdf", group=group, encoding=encoding)
+        mode = "a"
+    return buffer.getvalue()
+
+
 def save_inference_data(idata, path: str | os.PathLike) -> Path:
-    """Write NetCDF atomically: a crash or bad input never leaves a half-written file."""
+    """Write NetCDF atomically: a crash, a full disk or bad input never leaves a half-written
+    file. The bytes are made in memory (:func:`inference_data_bytes`) and written with plain
+    file I/O.
+
+    Raises
+    ------
+    OSError
+        When the file cannot be written (the temporary file is removed).
+    """
+    data = inference_data_bytes(idata)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
     try:
-        idata.to_netcdf(tmp)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual file mode
@@ -139,6 +191,73 @@ def load_inference_data(path: str | os.PathLike):
     import arviz as az
 
     return az.from_netcdf(str(path))
+
+
+_POSTERIOR_DIMS = {
+    "weights": ("chain", "draw", "component"),
+    "means": ("chain", "draw", "component", "feature"),
+    "chol_precision": ("chain", "draw", "component", "feature", "feature_"),
+    "covariance": ("chain", "draw", "component", "feature", "feature_"),
+}
+
+
+def check_inference_data(idata) -> None:
+    """Check that ``idata`` has what :func:`summarize` reads, as bgmm writes it.
+
+    Parameters
+    ----------
+    idata : arviz.InferenceData
+
+    Raises
+    ------
+    ValueError
+        One line saying what is missing or malformed: the ``posterior`` or ``sample_stats``
+        group, a posterior variable (``weights``, ``means``, ``chol_precision``,
+        ``covariance``) or its dimensions, sizes that disagree, fewer than 2 draws, a
+        non-numeric variable, or a sample statistic not laid out as (chain, draw).
+    """
+    groups = set(idata.groups())
+    for group in ("posterior", "sample_stats"):
+        if group not in groups:
+            raise ValueError(f"no {group!r} group")
+    posterior = idata.posterior
+    sizes: dict[str, int] = {}
+    for var, dims in _POSTERIOR_DIMS.items():
+        if var not in posterior:
+            raise ValueError(f"no {var!r} in the posterior group")
+        values = posterior[var]
+        if tuple(values.dims) != dims:
+            raise ValueError(
+                f"posterior {var!r} has dimensions {tuple(values.dims)}, expected {dims}"
+            )
+        if values.dtype.kind not in "iuf":
+            raise ValueError(f"posterior {var!r} holds {values.dtype}, not numbers")
+        for dim, size in zip(dims, values.shape, strict=True):
+            if sizes.setdefault(dim, size) != size:
+                raise ValueError(
+                    f"posterior {var!r} has {size} {dim}s, other variables {sizes[dim]}"
+                )
+    if sizes["feature"] != sizes["feature_"]:
+        raise ValueError("posterior matrices are not square (feature vs feature_)")
+    if sizes["chain"] < 1 or sizes["draw"] < 2 or sizes["component"] < 1 or sizes["feature"] < 1:
+        raise ValueError(
+            f"posterior has {sizes['chain']} chains, {sizes['draw']} draws, "
+            f"{sizes['component']} components and {sizes['feature']} features; summaries need "
+            "at least 1 chain, 2 draws, 1 component and 1 feature"
+        )
+    stats = idata.sample_stats
+    for var in stats.data_vars:
+        values = stats[var]
+        if tuple(values.dims[:2]) != ("chain", "draw") or values.shape[:2] != (
+            sizes["chain"],
+            sizes["draw"],
+        ):
+            raise ValueError(
+                f"sample_stats {var!r} is not laid out as ({sizes['chain']} chains, "
+                f"{sizes['draw']} draws, ...)"
+            )
+        if values.dtype.kind not in "biuf":
+            raise ValueError(f"sample_stats {var!r} holds {values.dtype}, not numbers")
 
 
 def _lower_triangle_names(var: str, component: int, features: list[str]) -> list[tuple]:
@@ -227,10 +346,13 @@ def summarize(idata) -> dict[str, Any]:
         # ArviZ needs two chains for R-hat; one chain's halves give its split R-hat.
         half = num_draws // 2
         halves = np.stack([flat[0, :half], flat[0, half : 2 * half]])
-    rhat = az.rhat(xr.Dataset({"theta": (("chain", "draw", "param"), halves)}))["theta"].values
-    ess_bulk = az.ess(dataset, method="bulk")["theta"].values
-    ess_tail = az.ess(dataset, method="tail")["theta"].values
-    mcse = az.mcse(dataset)["theta"].values
+    # Constant parameters (the weight when K = 1) give 0/0 inside ArviZ: NaN, not a warning.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rhat = az.rhat(xr.Dataset({"theta": (("chain", "draw", "param"), halves)}))
+        rhat = rhat["theta"].values
+        ess_bulk = az.ess(dataset, method="bulk")["theta"].values
+        ess_tail = az.ess(dataset, method="tail")["theta"].values
+        mcse = az.mcse(dataset)["theta"].values
     means_flat = flat.mean(axis=(0, 1))
     sds_flat = flat.std(axis=(0, 1), ddof=1) if num_chains * num_draws > 1 else np.zeros(len(names))
 
@@ -244,21 +366,9 @@ def summarize(idata) -> dict[str, Any]:
     rhat_max = _finite_extreme(np.max, rhat)
     ess_bulk_min = _finite_extreme(np.min, ess_bulk)
     ess_tail_min = _finite_extreme(np.min, ess_tail)
-    warnings = []
-    bad_rhat = [n for n, r in zip(names, rhat, strict=True) if not r <= RHAT_LIMIT]
-    if bad_rhat:
-        warnings.append(
-            f"R-hat above {RHAT_LIMIT} for {len(bad_rhat)} parameter(s) (max {rhat_max:.3f}, "
-            f"e.g. {bad_rhat[0]}): chains disagree; run longer or check for label switching"
-        )
-    low_ess = [
-        n for n, b, t in zip(names, ess_bulk, ess_tail, strict=True) if min(b, t) < ESS_LIMIT
-    ]
-    if low_ess:
-        warnings.append(
-            f"ESS below {ESS_LIMIT} for {len(low_ess)} parameter(s) (bulk min {ess_bulk_min:.0f}, "
-            f"tail min {ess_tail_min:.0f}): draw more for reliable estimates"
-        )
+    warnings = convergence_warnings(
+        names, flat, rhat, ess_bulk, ess_tail, rhat_limit=RHAT_LIMIT, ess_limit=ESS_LIMIT
+    )
     if divergences:
         warnings.append(
             f"{divergences} divergent transition(s) after warm-up: the posterior may be biased; "

@@ -1,9 +1,15 @@
-"""Compiled programs kept across processes, so that a warm run neither traces nor compiles.
+"""The sampler's programs kept across processes, so that a warm run does not trace them.
 
-JAX's persistent compilation cache skips XLA's compiler but still traces and lowers every
-program in Python before it can look the executable up: 0.9 s of a warm ``bgmm demo``
-against 0.17 s to load its three executables (docs/benchmarks.md). No library keeps
-whole programs, so this module does, with JAX's own executable serialization.
+JAX's persistent compilation cache skips XLA's compiler, but only after the program has
+been traced and lowered in Python, which for the samplers is most of a warm run's start-up
+(docs/benchmarks.md). This module keeps each program's lowered form, exported with
+``jax.export`` (StableHLO in a flatbuffer: data, not code), and on a later run compiles that
+without tracing; the compile itself is then a hit in JAX's cache. No library keeps whole
+programs this way, so this module does.
+
+Nothing read back executes code while it is parsed: a record is a fixed header, a JSON
+description and the exported bytes, and its SHA-256 digest is checked before anything in it
+is used (docs/design.md, "The program store"). A record that fails is deleted and rebuilt.
 
 A program is stored under a key that names everything it depends on: what the caller
 says its functions close over (``identity``), the shapes, dtypes and shardings of its
@@ -19,9 +25,11 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import logging
-import pickle
+import importlib
+import json
+import struct
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from importlib.metadata import version
 from typing import Any, Protocol
@@ -29,13 +37,27 @@ from typing import Any, Protocol
 import jax
 import numpy as np
 
-__all__ = ["ProgramStore", "compile_program", "program_key", "use_program_store"]
+__all__ = [
+    "DamagedRecord",
+    "ProgramStore",
+    "StoreWarning",
+    "compile_program",
+    "decode_record",
+    "encode_record",
+    "program_key",
+    "use_program_store",
+]
 
-logger = logging.getLogger(__name__)
+_MAGIC = b"BGMMPRG\x02"  # the last byte is the record format, also part of every key
+_HEADER = struct.Struct("<8s32sQ")  # magic, SHA-256 of the rest, length of the JSON part
 
-# JAX reports a persistent-cache hit with this event (jax._src.compiler).
-_JAX_CACHE_HIT_EVENT = "/jax/compilation_cache/cache_hits"
-_FORMAT = 1  # of the stored records; part of every key
+
+class StoreWarning(UserWarning):
+    """A stored program or cache directory was refused (the run then compiles)."""
+
+
+class DamagedRecord(ValueError):
+    """A record whose digest, format or key does not match."""
 
 
 class ProgramStore(Protocol):
@@ -53,18 +75,11 @@ class ProgramStore(Protocol):
     def save(self, key: str, blob: bytes) -> None:
         """Keep ``blob`` under ``key`` (may fail silently: the run then just compiles)."""
 
+    def discard(self, key: str) -> None:
+        """Forget what is saved under ``key``."""
+
 
 _store: ProgramStore | None = None
-_cache_hits = 0
-
-
-def _count_cache_hits(event: str, **kwargs) -> None:
-    global _cache_hits
-    if event == _JAX_CACHE_HIT_EVENT:
-        _cache_hits += 1
-
-
-jax.monitoring.register_event_listener(_count_cache_hits)
 
 
 def use_program_store(store: ProgramStore | None) -> ProgramStore | None:
@@ -92,7 +107,7 @@ def program_key(
         The store's namespace.
     """
     environment = (
-        _FORMAT,
+        _MAGIC,
         namespace,
         sys.version,
         _versions(),
@@ -111,14 +126,35 @@ def _versions() -> tuple[tuple[str, str], ...]:
     return tuple((name, version(name)) for name in ("jax", "jaxlib", "numpy", "blackjax"))
 
 
+class FlatProgram:
+    """A compiled program of flat arguments, called with the caller's pytrees.
+
+    Exported programs take and return flat tuples of arrays, so that no tree structure of
+    the caller's types has to be stored; this puts the structures back.
+    """
+
+    def __init__(self, compiled: jax.stages.Compiled, out_tree: Any):
+        self._compiled = compiled
+        self._out_tree = out_tree
+
+    def __call__(self, *args: Any) -> Any:
+        return jax.tree.unflatten(self._out_tree, self._compiled(*jax.tree.leaves(args)))
+
+    @property
+    def out_info(self) -> Any:
+        """Shapes, dtypes and shardings of the results (as ``jax.stages.Compiled``)."""
+        return jax.tree.unflatten(self._out_tree, self._compiled.out_info)
+
+
 def compile_program(
     fn: Callable,
     example_args: Sequence[Any],
     *,
     identity: Any,
     devices: Sequence[Any],
-) -> jax.stages.Compiled:
-    """``jax.jit(fn).lower(*example_args).compile()``, loaded from the store when it has it.
+) -> jax.stages.Compiled | FlatProgram:
+    """``jax.jit(fn).lower(*example_args).compile()``, without tracing ``fn`` when the
+    store has its exported form.
 
     Parameters
     ----------
@@ -129,56 +165,151 @@ def compile_program(
 
     Returns
     -------
-    jax.stages.Compiled
+    jax.stages.Compiled or FlatProgram
+        Either is called like ``fn`` and has ``out_info``.
     """
     store = _store
     if store is None or identity is None:
         return jax.jit(fn).lower(*example_args).compile()
     key = program_key(identity, example_args, devices, store.namespace)
+    in_leaves, in_tree = jax.tree.flatten(tuple(example_args))
+    loaded = _load(store, key)
+    if loaded is None:
+        out_trees = []
+
+        def flat_fn(*leaves):
+            leaves, out_tree = jax.tree.flatten(fn(*in_tree.unflatten(leaves)))
+            out_trees.append(out_tree)
+            return tuple(leaves)
+
+        exported = jax.export.export(jax.jit(flat_fn))(*in_leaves)
+        out_tree = out_trees[0]
+        try:
+            store.save(key, encode_record(key, exported.serialize(), out_tree))
+        except (TypeError, ValueError):  # a result type the record cannot name: not stored
+            pass
+    else:
+        exported, out_tree = loaded
+    return FlatProgram(jax.jit(exported.call).lower(*in_leaves).compile(), out_tree)
+
+
+def _load(store: ProgramStore, key: str) -> tuple[Any, Any] | None:
+    """The exported program and its result structure stored under ``key``, or None (a
+    damaged record is discarded, with one warning)."""
     blob = store.load(key)
-    if blob is not None:
-        try:
-            return _deserialize(blob, key, devices)
-        except Exception as exc:  # a damaged or foreign record: compile and replace it
-            logger.warning("bgmm: ignoring a stored program that does not load (%s)", exc)
-
-    # The key in the program's name keeps it apart in JAX's own cache from the programs of
-    # other keys, those of other installations of bgmm included.
-    def named(*args):
-        return fn(*args)
-
-    named.__name__ = named.__qualname__ = f"bgmm_{key[:16]}"
-    lowered = jax.jit(named).lower(*example_args)  # tracing may load other programs
-    hits_before = _cache_hits
-    compiled = lowered.compile()
-    # XLA:CPU cannot serialize again an executable it loaded from JAX's cache (it fails
-    # only when run: "Function ... not found"), so only fresh compiles are kept.
-    if _cache_hits == hits_before:
-        try:
-            store.save(key, _serialize(compiled, key))
-        except Exception as exc:  # some programs cannot be serialized; they just compile
-            logger.info("bgmm: not storing a compiled program (%s)", exc)
-    return compiled
+    if blob is None:
+        return None
+    try:
+        serialized, out_tree = decode_record(blob, key)
+        return jax.export.deserialize(bytearray(serialized)), out_tree
+    except Exception as exc:  # digest, format or a flatbuffer JAX cannot read
+        warnings.warn(
+            f"bgmm: a stored program failed its check and is rebuilt ({exc})",
+            StoreWarning,
+            stacklevel=3,
+        )
+        store.discard(key)
+        return None
 
 
-def _serialize(compiled: jax.stages.Compiled, key: str) -> bytes:
-    from jax.experimental.serialize_executable import serialize
+def encode_record(key: str, serialized: bytes, out_tree: Any) -> bytes:
+    """A record: header (magic, SHA-256 of the rest, JSON length), JSON, exported bytes.
 
-    executable, in_tree, out_tree = serialize(compiled)
-    return pickle.dumps((key, executable, in_tree, out_tree), protocol=pickle.HIGHEST_PROTOCOL)
+    Parameters
+    ----------
+    key : str
+        The program's key, stored and checked on load.
+    serialized : bytes
+        ``jax.export.Exported.serialize()``.
+    out_tree : PyTreeDef
+        Structure of the results; tuples, lists, dicts with str keys, None and bgmm's
+        NamedTuples only (TypeError otherwise).
+    """
+    description = json.dumps({"key": key, "out_tree": _tree_to_json(out_tree)}).encode()
+    body = description + bytes(serialized)
+    digest = hashlib.sha256(struct.pack("<Q", len(description)) + body).digest()
+    return _HEADER.pack(_MAGIC, digest, len(description)) + body
 
 
-def _deserialize(blob: bytes, key: str, devices: Sequence[Any]) -> jax.stages.Compiled:
-    from jax.experimental.serialize_executable import deserialize_and_load
+def decode_record(blob: bytes, key: str) -> tuple[bytes, Any]:
+    """The exported bytes and result structure of a record stored under ``key``.
 
-    # Loading an executable runs native code: the store must be as trusted as the
-    # installed packages (a user's own cache directory, like JAX's persistent cache).
-    stored_key, executable, in_tree, out_tree = pickle.loads(blob)
-    if stored_key != key:
-        raise ValueError("the record was stored under another key")
-    return deserialize_and_load(
-        executable, in_tree, out_tree, backend=devices[0].client, execution_devices=devices
-    )
+    Raises
+    ------
+    DamagedRecord
+        Wrong magic or format, digest mismatch, or another key.
+    """
+    if len(blob) < _HEADER.size:
+        raise DamagedRecord("truncated record")
+    magic, digest, length = _HEADER.unpack_from(blob)
+    if magic != _MAGIC:
+        raise DamagedRecord("not a record of this format")
+    body = blob[_HEADER.size :]
+    if hashlib.sha256(struct.pack("<Q", length) + body).digest() != digest:
+        raise DamagedRecord("digest mismatch")
+    if length > len(body):
+        raise DamagedRecord("truncated record")
+    description = json.loads(body[:length])
+    if description.get("key") != key:
+        raise DamagedRecord("stored under another key")
+    return body[length:], _tree_from_json(description["out_tree"])
+
+
+def _tree_to_json(treedef: Any) -> Any:
+    """A JSON description of a tree structure (leaves as "*")."""
+
+    def describe(node: Any) -> Any:
+        if node is None:
+            return None
+        if type(node) is _Leaf:
+            return "*"
+        if type(node) is tuple:
+            return {"tuple": [describe(c) for c in node]}
+        if type(node) is list:
+            return {"list": [describe(c) for c in node]}
+        if type(node) is dict and all(isinstance(k, str) for k in node):
+            return {"dict": {k: describe(v) for k, v in node.items()}}
+        if isinstance(node, tuple) and hasattr(node, "_fields"):
+            name = f"{type(node).__module__}:{type(node).__qualname__}"
+            _named_tuple_type(name)  # refuse now what could not be loaded
+            return {"namedtuple": name, "children": [describe(c) for c in node]}
+        raise TypeError(f"cannot store a result of type {type(node).__qualname__}")
+
+    return describe(jax.tree.unflatten(treedef, [_Leaf()] * treedef.num_leaves))
+
+
+def _tree_from_json(description: Any) -> Any:
+    def build(node: Any) -> Any:
+        if node is None:
+            return None
+        if node == "*":
+            return _Leaf()
+        if "tuple" in node:
+            return tuple(build(c) for c in node["tuple"])
+        if "list" in node:
+            return [build(c) for c in node["list"]]
+        if "dict" in node:
+            return {k: build(v) for k, v in node["dict"].items()}
+        if "namedtuple" in node:
+            return _named_tuple_type(node["namedtuple"])(*(build(c) for c in node["children"]))
+        raise DamagedRecord(f"unknown tree node {node!r}")
+
+    return jax.tree.structure(build(description), is_leaf=lambda x: type(x) is _Leaf)
+
+
+class _Leaf:
+    """A placeholder leaf while describing tree structures."""
+
+
+def _named_tuple_type(name: str) -> type:
+    """One of bgmm's own NamedTuple types, by ``module:qualname``; nothing else is loaded."""
+    module_name, _, qualname = name.partition(":")
+    if module_name.split(".")[0] != "bgmm" or not qualname.isidentifier():
+        raise DamagedRecord(f"not a bgmm type: {name}")
+    value = getattr(importlib.import_module(module_name), qualname, None)
+    if not (isinstance(value, type) and issubclass(value, tuple) and hasattr(value, "_fields")):
+        raise DamagedRecord(f"not a bgmm NamedTuple: {name}")
+    return value
 
 
 def _describe_value(value: Any) -> Any:

@@ -1,8 +1,16 @@
 """Runs several chains of a kernel in compiled chunks: warm-up, then kept draws.
 
 Chunks keep memory flat and let a progress bar move on stderr. The key of step ``t`` of
-chain ``c`` is ``fold_in(chain_key[c], t)``, so draws do not depend on the chunk size or
-on whether chains run vectorised or one after another.
+chain ``c`` is ``fold_in(chain_key[c], t)``, so draws do not depend on the chunk size. They
+do depend on the layout: vectorised chains and chains run one after another are compiled
+into different programs whose floating-point rounding differs, and chains drift apart. The
+same seed and layout on the same machine and versions give bit-identical draws
+(docs/design.md, section 9).
+
+Between chunks the host holds everything the run depends on (:class:`RunnerState`): a
+callback can save it, and a later run started from it (``resume_from``) calls the same
+compiled programs on the same arrays, so its draws are bit-identical to a run that was
+never stopped. The runner itself writes no files (see :mod:`bgmm.checkpoint`).
 """
 
 from __future__ import annotations
@@ -23,7 +31,15 @@ from bgmm.samplers.adaptation import Adaptation
 from bgmm.samplers.hmc import Tuning
 from bgmm.samplers.programs import compile_program
 
-__all__ = ["ChainMethod", "Kernel", "LazyData", "RunOutput", "run_chains"]
+__all__ = [
+    "ChainMethod",
+    "Kernel",
+    "LazyData",
+    "RunOutput",
+    "RunnerState",
+    "StopRequested",
+    "run_chains",
+]
 
 ChainMethod = Literal["sequential", "vectorized", "parallel"]
 CHAIN_METHODS: tuple[str, ...] = ("sequential", "vectorized", "parallel")
@@ -82,6 +98,87 @@ class RunOutput(NamedTuple):
     sampling_seconds: float
 
 
+class RunnerState(NamedTuple):
+    """Where :func:`run_chains` stands after a chunk: all it needs to carry on, on the host.
+
+    The chains run in groups (one chain, all of them, or one per device: the layout);
+    groups before ``group`` are finished, and group ``group`` has run its first
+    ``next_step`` steps (``num_steps`` when only its final tuning is left to read).
+
+    Attributes
+    ----------
+    chain_method : "sequential", "vectorized" or "parallel" (resolved, never "auto")
+    num_chains, num_warmup, num_draws : int
+    chunk_size : int
+        Steps per compiled call; a resumed run must use the same (same programs).
+    num_groups : int
+    group : int
+        The group of chains in progress, 0 <= group < num_groups.
+    next_step : int
+        Steps the group has run, a multiple of chunk_size or num_steps.
+    carry : tuple of numpy arrays, each with leading axis G (the group's size, padding
+        included)
+        The group's flat carry between compiled calls (kernel and adaptation states).
+        PRNG keys are kept as their key data (``jax.random.key_data``).
+    carry_key_impls : tuple of str
+        For each carry array, the PRNG implementation it holds the key data of, or "".
+    draws : dict of numpy arrays, each shape (C_done, num_draws, ...)
+        Kept draws of the chains of finished groups, in chain order.
+    tuning : Tuning of numpy arrays with leading axis C_done
+        Final tuning of those chains.
+    group_draws : dict of numpy arrays, each shape (C_group, S_kept, ...)
+        Draws kept so far by the real (not padding) chains of the group in progress.
+    """
+
+    chain_method: str
+    num_chains: int
+    num_warmup: int
+    num_draws: int
+    chunk_size: int
+    num_groups: int
+    group: int
+    next_step: int
+    carry: tuple[np.ndarray, ...]
+    carry_key_impls: tuple[str, ...]
+    draws: dict[str, np.ndarray]
+    tuning: Tuning
+    group_draws: dict[str, np.ndarray]
+
+    @property
+    def num_steps(self) -> int:
+        """Warm-up and kept steps of each chain."""
+        return self.num_warmup + self.num_draws
+
+    @property
+    def steps_done(self) -> int:
+        """Chain steps run so far, over all chains (padding chains not counted)."""
+        chains_done = _leading(self.draws)
+        return chains_done * self.num_steps + _leading(self.group_draws) * self.next_step
+
+    @property
+    def finished(self) -> bool:
+        """Every chain has run all its steps."""
+        return self.group == self.num_groups - 1 and self.next_step == self.num_steps
+
+
+class StopRequested(Exception):
+    """Raised by :func:`run_chains` when ``on_chunk`` asked it to stop.
+
+    Attributes
+    ----------
+    state : RunnerState
+        Where the run stopped; ``resume_from=state`` carries on from there.
+    """
+
+    def __init__(self, state: RunnerState):
+        super().__init__(f"stopped after {state.steps_done} chain steps on request")
+        self.state = state
+
+
+def _leading(arrays: dict[str, np.ndarray]) -> int:
+    return next(iter(arrays.values())).shape[0] if arrays else 0
+
+
 def _select(mask, new, old):
     return jax.tree.map(lambda a, b: jnp.where(mask, a, b), new, old)
 
@@ -104,6 +201,8 @@ def run_chains(
     progress: bool = False,
     max_chunks: int = 20,
     program_identity: Any = None,
+    resume_from: RunnerState | None = None,
+    on_chunk: Callable[[RunnerState], bool] | None = None,
 ) -> RunOutput:
     """Warm up and sample ``num_chains`` chains.
 
@@ -132,10 +231,24 @@ def run_chains(
         Names everything ``make_kernel`` and ``adaptation`` close over, so that the
         compiled programs can be kept in the program store and loaded by a later run
         (:mod:`bgmm.samplers.programs`). None: never stored.
+    resume_from : RunnerState, optional
+        Carry on from where a run with the same arguments stopped (``chain_method`` and
+        ``max_chunks`` included); the draws are bit-identical to those of a run never
+        stopped. ``initial_positions`` still gives the starts of the groups not begun.
+    on_chunk : RunnerState -> bool, optional
+        Called on the host after every compiled call, with copies of everything needed to
+        resume; returning True stops the run (:class:`StopRequested`).
 
     Returns
     -------
     RunOutput
+
+    Raises
+    ------
+    StopRequested
+        When ``on_chunk`` returned True; its ``state`` is the one ``on_chunk`` saw.
+    ValueError
+        When ``resume_from`` does not fit this run.
     """
     if chain_method not in CHAIN_METHODS:
         raise ValueError(f"unknown chain_method {chain_method!r}; expected one of {CHAIN_METHODS}")
@@ -233,14 +346,48 @@ def run_chains(
     compile_seconds = time.perf_counter() - compile_start
     device_data = layout.put(data.load()) if lazy else data_spec
 
+    # Empty arrays of the recorded shapes, so that a state always has every record.
+    record_info = steps_fn.out_info[1]
+    no_draws = {
+        name: np.empty((0, num_draws, *info.shape[2:]), info.dtype)
+        for name, info in record_info.items()
+    }
+    no_tuning = jax.tree.map(
+        lambda info: np.empty((0, *info.shape[1:]), info.dtype), final_fn.out_info
+    )
+    if resume_from is None:
+        first_group, done_draws, done_tuning = 0, no_draws, no_tuning
+    else:
+        this_run = {
+            "chain_method": chain_method,
+            "num_chains": num_chains,
+            "num_warmup": num_warmup,
+            "num_draws": num_draws,
+            "chunk_size": chunk,
+            "num_groups": len(layout.groups),
+        }
+        _check_state(resume_from, this_run, layout.groups, init_fn.out_info, record_info)
+        first_group = resume_from.group
+        done_draws, done_tuning = resume_from.draws, resume_from.tuning
+
     bar = _progress_bar(num_chains * num_steps, progress)
+    if resume_from is not None:
+        bar.update(resume_from.steps_done)
     sampling_start = time.perf_counter()
-    draws_per_group, tunings = [], []
-    for group, keys in zip(layout.groups, group_keys, strict=True):
+    draws_per_group, tunings = [done_draws], [done_tuning]
+    for index in range(first_group, len(layout.groups)):
+        group, keys = layout.groups[index], group_keys[index]
         num_real = min(len(group), num_chains - int(group[0]))
-        carry = init_fn(layout.take(initial_positions, group), device_data)
-        pieces = []
-        for start in range(0, num_steps, chunk):
+        if resume_from is not None and index == resume_from.group:
+            carry = _carry_from_host(resume_from.carry, resume_from.carry_key_impls)
+            pieces, first_step = [resume_from.group_draws], resume_from.next_step
+        else:
+            carry = init_fn(layout.take(initial_positions, group), device_data)
+            none_yet = {
+                name: np.empty((num_real, 0, *a.shape[2:]), a.dtype) for name, a in no_draws.items()
+            }
+            pieces, first_step = [none_yet], 0
+        for start in range(first_step, num_steps, chunk):
             carry, records = steps_fn(carry, keys, jnp.asarray(start, jnp.int32), device_data)
             # Keep only the draws after warm-up and before the padded tail of the last chunk.
             first = max(num_warmup - start, 0)
@@ -256,18 +403,107 @@ def run_chains(
             else:
                 jax.block_until_ready(carry)
             bar.update(num_real * last)
-        tunings.append(jax.tree.map(lambda a, n=num_real: np.asarray(a)[:n], final_fn(carry)))
-        draws_per_group.append(
-            {name: np.concatenate([p[name] for p in pieces], axis=1) for name in pieces[0]}
-        )
+            if on_chunk is not None:
+                pieces = [_concatenate(pieces, axis=1)]  # once per chunk, not once per state
+                state = RunnerState(
+                    chain_method=chain_method,
+                    num_chains=num_chains,
+                    num_warmup=num_warmup,
+                    num_draws=num_draws,
+                    chunk_size=chunk,
+                    num_groups=len(layout.groups),
+                    group=index,
+                    next_step=start + last,
+                    carry=_carry_to_host(carry),
+                    carry_key_impls=_key_impls(carry),
+                    draws=draws_per_group[0],
+                    tuning=tunings[0],
+                    group_draws=pieces[0],
+                )
+                if on_chunk(state):
+                    bar.close()
+                    raise StopRequested(state)
+        group_tuning = jax.tree.map(lambda a, n=num_real: np.asarray(a)[:n], final_fn(carry))
+        # Finished groups kept as one array each, which every later state shares.
+        tunings = [jax.tree.map(lambda *a: np.concatenate(a, axis=0), *tunings, group_tuning)]
+        draws_per_group = [_concatenate([*draws_per_group, _concatenate(pieces, axis=1)], axis=0)]
     bar.close()
     sampling_seconds = time.perf_counter() - sampling_start
-    draws = {
-        name: np.concatenate([g[name] for g in draws_per_group], axis=0)
-        for name in draws_per_group[0]
+    return RunOutput(draws_per_group[0], tunings[0], compile_seconds, sampling_seconds)
+
+
+def _concatenate(parts: list[dict[str, np.ndarray]], axis: int) -> dict[str, np.ndarray]:
+    if len(parts) == 1:
+        return parts[0]
+    return {name: np.concatenate([p[name] for p in parts], axis=axis) for name in parts[0]}
+
+
+def _is_key(a) -> bool:
+    return jnp.issubdtype(a.dtype, jax.dtypes.prng_key)
+
+
+def _carry_to_host(carry: tuple) -> tuple[np.ndarray, ...]:
+    """The carry as numpy arrays; keys as their key data (numpy has no key dtype)."""
+    return tuple(np.asarray(jax.random.key_data(a) if _is_key(a) else a) for a in carry)
+
+
+def _key_impls(carry: tuple) -> tuple[str, ...]:
+    return tuple(str(jax.random.key_impl(a)) if _is_key(a) else "" for a in carry)
+
+
+def _carry_from_host(carry: tuple[np.ndarray, ...], key_impls: tuple[str, ...]) -> tuple:
+    return tuple(
+        jax.random.wrap_key_data(a, impl=impl) if impl else a
+        for a, impl in zip(carry, key_impls, strict=True)
+    )
+
+
+def _check_state(
+    state: RunnerState, run: dict[str, Any], groups: list[np.ndarray], carry_info, record_info
+) -> None:
+    """Refuse a state that another run (or this run on other devices) left.
+
+    ``run``: the state's settings fields as this run has them; ``carry_info`` and
+    ``record_info``: shapes and dtypes of the compiled programs' carry and records.
+    """
+    saved = {name: getattr(state, name) for name in run}
+    if saved != run:
+        raise ValueError(
+            f"the saved state is of another run ({saved}; this run {run}: another "
+            "max_chunks, or another number of devices?)"
+        )
+    if not 0 <= state.group < state.num_groups or not 0 < state.next_step <= state.num_steps:
+        raise ValueError(
+            f"the saved state is at no step of the run: {state.group, state.next_step}"
+        )
+    first = int(groups[state.group][0])  # the chains before it are finished
+    num_real = min(len(groups[state.group]), state.num_chains - first)
+    kept = min(max(state.next_step - state.num_warmup, 0), state.num_draws)
+    expected = {
+        "draws": {
+            k: ((first, state.num_draws, *i.shape[2:]), i.dtype) for k, i in record_info.items()
+        },
+        "group_draws": {
+            k: ((num_real, kept, *i.shape[2:]), i.dtype) for k, i in record_info.items()
+        },
+        "carry": [(tuple(i.shape), str(i.dtype)) for i in carry_info],
     }
-    tuning = jax.tree.map(lambda *a: np.concatenate(a, axis=0), *tunings)
-    return RunOutput(draws, tuning, compile_seconds, sampling_seconds)
+    restored = _carry_from_host(state.carry, state.carry_key_impls)
+    found = {
+        "draws": {k: (a.shape, a.dtype) for k, a in state.draws.items()},
+        "group_draws": {k: (a.shape, a.dtype) for k, a in state.group_draws.items()},
+        "carry": [(tuple(np.shape(a)), str(a.dtype)) for a in restored],
+    }
+    for part, shapes in expected.items():
+        if found[part] != shapes:
+            raise ValueError(
+                f"the saved state's {part} have shapes and dtypes {found[part]}; this run "
+                f"expects {shapes}"
+            )
+    if state.tuning.step_size.shape[:1] != (first,):
+        raise ValueError(
+            f"the saved state has the tuning of {len(state.tuning.step_size)} chains, not {first}"
+        )
 
 
 def _group_keys(chain_keys: jax.Array, groups: list[np.ndarray]) -> list[jax.Array]:
