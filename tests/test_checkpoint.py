@@ -367,6 +367,8 @@ def test_the_writer_throttles_but_writes_when_stopping_and_at_the_end(tmp_path):
     assert writer(states[3]) is False and read_checkpoint(tmp_path).state.next_step == 2
     assert writer(states[4]) is False and read_checkpoint(tmp_path).state.next_step == 4  # last
     assert writer.writes == 2
+    short = CheckpointWriter(tmp_path / "short", _checkpoint, 3600.0, write_last=True)
+    assert short(states[4]) is False and not has_checkpoint(tmp_path / "short")  # none due
 
 
 def test_stop_on_signal_asks_once_then_interrupts():

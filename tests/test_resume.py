@@ -156,7 +156,7 @@ def test_outputs_that_could_not_be_written_are_written_by_resume(
     out = tmp_path / "run"
     with monkeypatch.context() as patch:
         patch.setattr(outputs.OutputDir, "publish", no_room)
-        assert bgmm.cli.main(["demo", *RUN, "--out", str(out)]) == 1
+        assert bgmm.cli.main(["demo", *RUN, "--checkpoint-every", "0", "--out", str(out)]) == 1
     assert capsys.readouterr().err.startswith("error: ")
     assert (out / CHECKPOINT).exists() and not (out / "posterior.nc").exists()
     assert bgmm.cli.main(["resume", str(out), "--quiet", "--json"]) == 0

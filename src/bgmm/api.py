@@ -326,9 +326,10 @@ class BayesianGMM:
             JSON-able record kept in the checkpoint and returned by
             :func:`bgmm.checkpoint.read_checkpoint` (the CLI keeps its options there).
         keep_checkpoint : bool
-            Keep the checkpoint after success, written after the last chunk, for a caller
+            Keep the checkpoint after success, brought up to the last chunk, for a caller
             that deletes it itself once the results are safe
-            (:func:`bgmm.checkpoint.remove_checkpoint`).
+            (:func:`bgmm.checkpoint.remove_checkpoint`). A run shorter than
+            ``checkpoint_interval`` writes none.
 
         Returns
         -------

@@ -319,7 +319,9 @@ class CheckpointWriter:
     should_stop : () -> bool, optional
         Asked after every chunk; True: write the checkpoint now and stop the run.
     write_last : bool
-        Also write after the last chunk, however recent the previous write.
+        Also write after the last chunk, however recent the previous write, when the run
+        wrote one before (a run shorter than ``interval`` keeps none: redoing it costs
+        less than writing it).
 
     A checkpoint that cannot be written (a full disk, an I/O error) does not stop the run:
     one :class:`CheckpointWarning` and the run goes on, trying again at the next interval.
@@ -353,7 +355,8 @@ class CheckpointWriter:
     def __call__(self, state: RunnerState) -> bool:
         stop = bool(self.should_stop()) if self.should_stop is not None else False
         due = time.monotonic() - self._last >= self.interval
-        if stop or due or (self.write_last and state.finished):
+        last = self.write_last and state.finished and self.writes > 0
+        if stop or due or last:
             try:
                 write_checkpoint(self.directory, self.make(state))
                 self.writes += 1
