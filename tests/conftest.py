@@ -33,3 +33,15 @@ def z_scores():
 @pytest.fixture
 def mcse():
     return mcse_of_mean
+
+
+@pytest.fixture
+def no_fit(monkeypatch):
+    """Fail the test if a fit (and so any compiling or sampling) starts."""
+    import bgmm
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the fit started")
+
+    monkeypatch.setattr(bgmm.BayesianGMM, "fit", refuse)
+    monkeypatch.setattr(bgmm, "demo", refuse)

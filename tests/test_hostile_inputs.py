@@ -456,17 +456,6 @@ def check_refusal(code: int, out: str, err: str, case: Case) -> None:
         assert lines[0].count(case.file) == 1, lines[0]
 
 
-@pytest.fixture
-def no_fit(monkeypatch):
-    """Nothing in the battery may get as far as a fit."""
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("the fit started")
-
-    monkeypatch.setattr(bgmm.BayesianGMM, "fit", refuse)
-    monkeypatch.setattr(bgmm, "demo", refuse)
-
-
 @pytest.mark.parametrize("case", [pytest.param(c, id=c.id) for c in CASES])
 def test_refused_in_process(case, tmp_path, monkeypatch, capsys, no_fit):
     prepare(case, tmp_path)

@@ -376,19 +376,17 @@ def _demo(args) -> int:
     from bgmm.tutorial import tutorial_data
 
     _import_output_libraries_in_background(plots=not args.no_plots)
-    model = _checked(
-        lambda: demo_model(
-            args.target,
-            num_chains=args.chains,
-            num_warmup=args.warmup,
-            num_draws=args.draws,
-            seed=args.seed,
-            dtype=args.dtype,
-            chain_method=args.chain_method,
-            sampler=args.sampler,
-            relabel=args.relabel,
-        )
-    )
+    options = {
+        "num_chains": args.chains,
+        "num_warmup": args.warmup,
+        "num_draws": args.draws,
+        "seed": args.seed,
+        "dtype": args.dtype,
+        "chain_method": args.chain_method,
+        "sampler": args.sampler,
+        "relabel": args.relabel,
+    }
+    model = _checked(lambda: demo_model(args.target, **options))
     _use_cache(args)
     out = _prepare_out(args, model, tutorial_data().shape, protect=())
     startup_seconds = _process_seconds()
@@ -396,17 +394,7 @@ def _demo(args) -> int:
         out,
         args,
         lambda **checkpointing: bgmm.demo(
-            args.target,
-            num_chains=args.chains,
-            num_warmup=args.warmup,
-            num_draws=args.draws,
-            seed=args.seed,
-            dtype=args.dtype,
-            chain_method=args.chain_method,
-            sampler=args.sampler,
-            relabel=args.relabel,
-            progress=_progress(args),
-            **checkpointing,
+            args.target, progress=_progress(args), **options, **checkpointing
         ),
     )
     return _publish_demo(result, args, out, startup_seconds)
