@@ -213,7 +213,11 @@ def machine_info() -> dict:
     info["xla_flags_before_bgmm"] = BASE_ENV.get("XLA_FLAGS")
     import jax
 
-    import bgmm  # noqa: F401  (the device setup bgmm does on import)
+    import bgmm
+
+    # This process is a host that opts in: one device per core, float64 for its own arrays.
+    bgmm.use_cpu_cores()
+    jax.config.update("jax_enable_x64", True)
 
     info["jax_backend"] = jax.default_backend()
     info["jax_devices"] = [str(d) for d in jax.devices()]

@@ -20,6 +20,8 @@ import numpy as np
 import bgmm
 from bgmm.tutorial import tutorial_data
 
+bgmm.use_cpu_cores()  # chains one per core, as the `bgmm` command runs them
+
 
 def mixture(k: int, d: int, n: int, seed: int, separation: float | None) -> np.ndarray:
     rng = np.random.default_rng(seed)

@@ -40,9 +40,12 @@ import numpy as np
 from scipy import stats
 from scipy.special import gammaln, logsumexp, multigammaln
 
-import bgmm  # float64, CPU cores as devices
+import bgmm
 from bgmm.inference import SamplerSettings, sample_posterior
 from bgmm.model import Params, Priors, default_priors
+
+bgmm.use_cpu_cores()  # opt-ins of this host: one device per CPU core, float64 arrays
+jax.config.update("jax_enable_x64", True)
 
 REPO = Path(__file__).resolve().parent.parent
 L_DRAWS = 99  # thinned draws per replication: ranks 0..99

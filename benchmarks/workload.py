@@ -128,7 +128,7 @@ def run_profile(iterations: int) -> dict:
     import jax.numpy as jnp
     import numpy as np
 
-    import bgmm  # noqa: F401  (x64)
+    jax.config.update("jax_enable_x64", True)  # the tutorial's float64, for this host
     from bgmm.inference import prepare_data
     from bgmm.model import (
         Params,

@@ -1,8 +1,17 @@
 import os
 import tempfile
 
+import jax
 import numpy as np
 import pytest
+
+import bgmm
+
+# The test process is a host like any user's program: it opts in to one device per CPU
+# core, and to float64 for the tests' own reference computations (bgmm itself changes
+# neither; tests/test_host_state.py checks that in fresh processes).
+bgmm.use_cpu_cores()
+jax.config.update("jax_enable_x64", True)
 
 # The CLI tests start many `bgmm` processes: let them share one compilation cache (kept out
 # of the user's own), so each program compiles once per test session.

@@ -26,7 +26,10 @@ from bgmm.samplers.gibbs import (
     GibbsState,
     build_gibbs_kernel,
     cholesky_of_inverse,
+    conjugate_gamma_shapes,
+    dirichlet_concentration,
     gibbs_sweep,
+    precision_cholesky_from_parts,
     sample_assignments,
     sample_means,
     sample_precision_cholesky,
@@ -196,6 +199,129 @@ def test_sufficient_statistics_and_scatter():
         np.testing.assert_allclose(sums[k], rows.sum(axis=0), rtol=1e-12)
         centred = rows - means[k]
         np.testing.assert_allclose(scatter[k], centred.T @ centred, rtol=1e-10, atol=1e-12)
+
+
+def test_gamma_shapes_of_weights_and_bartlett_diagonals():
+    counts = jnp.array([0.0, 4.0, 9.0])
+    alpha = np.array([0.1, 2.0, 3.0])
+    np.testing.assert_array_equal(dirichlet_concentration(alpha, counts), [0.1, 6.0, 12.0])
+    shapes = np.asarray(conjugate_gamma_shapes(alpha, 5.0, counts, 2))
+    assert shapes.shape == (3, 3)
+    np.testing.assert_array_equal(shapes[:, 0], alpha + np.asarray(counts))
+    nu_n = 5.0 + np.asarray(counts)
+    np.testing.assert_array_equal(shapes[:, 1:], np.stack([nu_n / 2, (nu_n - 1) / 2], axis=1))
+
+
+def test_precision_cholesky_from_parts_is_scale_factor_times_bartlett():
+    rng = np.random.default_rng(11)
+    a = rng.normal(size=(2, 2, 2))
+    scatter = a @ np.swapaxes(a, -1, -2)
+    scale_inv = np.linalg.inv(PRIORS.wishart_scale)
+    log_gamma = rng.normal(size=(2, 2))
+    normal = rng.normal(size=(2, 2, 2))
+    chol = np.asarray(
+        precision_cholesky_from_parts(
+            *(jnp.asarray(x) for x in (scatter, scale_inv, log_gamma)), jnp.asarray(normal)
+        )
+    )
+    for k in range(2):
+        bartlett = np.tril(normal[k], -1) + np.diag(np.sqrt(2 * np.exp(log_gamma[k])))
+        expected = np.linalg.cholesky(np.linalg.inv(scale_inv + scatter[k])) @ bartlett
+        np.testing.assert_allclose(chol[k], expected, rtol=1e-10, atol=1e-12)
+
+
+# ---------------------------------------------------------------------------
+# Wiring: the sweep draws through the very helpers the tests above check
+# ---------------------------------------------------------------------------
+
+SWEEP_HELPERS = (
+    "sample_assignments",
+    "sufficient_statistics",
+    "conjugate_gamma_shapes",
+    "dirichlet_concentration",
+    "bartlett_shapes",
+    "weights_from_log_gamma",
+    "sample_means",
+    "scatter_about_means",
+    "precision_cholesky_from_parts",
+    "cholesky_of_inverse",
+    "bartlett_factor",
+)
+
+
+class _Called(Exception):
+    pass
+
+
+def _refuse(name):
+    def refuse(*args, **kwargs):
+        raise _Called(name)
+
+    return refuse
+
+
+def _trace_sweep():
+    """Trace (not run) one sweep on tutorial-sized K = 2, D = 2 inputs."""
+    rng = np.random.default_rng(12)
+    data = jnp.asarray(rng.normal(size=(6, 2)))
+    start = Params(
+        jnp.array([0.4, 0.6]), jnp.asarray(rng.normal(size=(2, 2))), jnp.stack([jnp.eye(2)] * 2)
+    )
+    jax.eval_shape(lambda k: gibbs_sweep(k, start, data, PRIORS), jax.random.key(0))
+
+
+@pytest.mark.parametrize("name", SWEEP_HELPERS)
+def test_sweep_calls_the_tested_helper(name, monkeypatch):
+    _trace_sweep()  # the unpatched sweep traces
+    monkeypatch.setattr(gibbs, name, _refuse(name))
+    with pytest.raises(_Called, match=name):
+        _trace_sweep()
+
+
+@pytest.mark.parametrize(
+    ("sampler", "helper"),
+    [
+        ("sample_weights", "dirichlet_concentration"),
+        ("sample_weights", "weights_from_log_gamma"),
+        ("sample_precision_cholesky", "precision_cholesky_from_parts"),
+    ],
+)
+def test_unit_tested_samplers_share_the_sweeps_helpers(sampler, helper, monkeypatch):
+    """The closed-form tests of sample_weights and sample_precision_cholesky cover the
+    helpers the sweep calls with its shared Gamma draw."""
+    counts = jnp.array([0.0, 4.0])
+    args = {
+        "sample_weights": (jnp.array([2.0, 3.0]), counts),
+        "sample_precision_cholesky": (counts, jnp.zeros((2, 2, 2)), 5.0, jnp.eye(2)),
+    }[sampler]
+    monkeypatch.setattr(gibbs, helper, _refuse(helper))
+    with pytest.raises(_Called, match=helper):
+        jax.eval_shape(lambda k: getattr(gibbs, sampler)(k, *args), jax.random.key(0))
+
+
+def test_sweep_weights_follow_the_counts():
+    """One sweep from the truth on two far-apart clusters of 30 and 10 points: the
+    assignments are certain (wrong-component probability below e^-400), so theta | z is
+    Dirichlet(alpha0 + [30, 10]) exactly. Mean and variance of theta_0 over independent
+    sweeps; a Dirichlet that ignored the counts (Beta(2, 3), mean 0.4) is |z| > 100 away."""
+    rng = np.random.default_rng(13)
+    data = jnp.asarray(
+        np.concatenate([rng.normal(-10, 0.3, size=(30, 2)), rng.normal(10, 0.3, size=(10, 2))])
+    )
+    start = Params(
+        jnp.array([0.75, 0.25]),
+        jnp.array([[-10.0, -10.0], [10.0, 10.0]]),
+        jnp.stack([3.0 * jnp.eye(2)] * 2),
+    )
+    sweep = jit(jax.vmap(lambda k: gibbs_sweep(k, start, data, PRIORS)))
+    params, occupied = sweep(_keys(14, 4000))
+    np.testing.assert_array_equal(occupied, 2)
+    theta = np.asarray(params.weights[:, 0])
+    alpha = np.asarray(PRIORS.concentration) + np.array([30.0, 10.0])
+    mean = alpha[0] / alpha.sum()
+    variance = mean * (1 - mean) / (alpha.sum() + 1)
+    assert abs(_iid_z(theta, mean)) < Z_LIMIT
+    assert abs(_iid_z((theta - mean) ** 2, variance)) < Z_LIMIT
 
 
 # ---------------------------------------------------------------------------

@@ -1,22 +1,18 @@
 """bgmm: honest posterior draws for Bayesian Gaussian mixtures with HMC on JAX.
 
-Importing bgmm turns on JAX's 64-bit mode: float64 is the default precision (as in the
-TFP tutorial), and float32 runs pass their dtype explicitly. It also exposes each CPU core
-as a JAX device (when JAX has not started yet and XLA_FLAGS does not say otherwise), so
-that chains run side by side: see :func:`bgmm.devices.use_cpu_cores`.
+Importing bgmm changes nothing outside it: not JAX's configuration, not the environment.
+float64 is the default precision of its runs (as in the TFP tutorial), switched on around
+bgmm's own calls only (:mod:`bgmm.precision`); float32 runs pass their dtype. Two opt-in
+calls change the process: :func:`use_cpu_cores` (each CPU core a JAX device, so that
+chains run side by side; the ``bgmm`` command does this) and
+:func:`enable_compilation_cache`.
 """
 
-import jax
-
+from bgmm.api import BayesianGMM, FitResult, demo, resume
+from bgmm.cache import enable_compilation_cache
 from bgmm.devices import use_cpu_cores
-
-use_cpu_cores()
-jax.config.update("jax_enable_x64", True)
-
-from bgmm.api import BayesianGMM, FitResult, demo, resume  # noqa: E402
-from bgmm.cache import enable_compilation_cache  # noqa: E402
-from bgmm.model import Params, Priors, default_priors, tutorial_priors  # noqa: E402
-from bgmm.tutorial import tutorial_data  # noqa: E402
+from bgmm.model import Params, Priors, default_priors, tutorial_priors
+from bgmm.tutorial import tutorial_data
 
 __all__ = [
     "BayesianGMM",
@@ -29,4 +25,5 @@ __all__ = [
     "resume",
     "tutorial_data",
     "tutorial_priors",
+    "use_cpu_cores",
 ]

@@ -47,6 +47,7 @@ from bgmm.model.priors import (
     validate_priors,
 )
 from bgmm.model.transforms import Params
+from bgmm.precision import float64_scope
 from bgmm.relabel import (
     RELABEL_METHODS,
     apply_permutations,
@@ -359,6 +360,7 @@ class BayesianGMM:
             data, names, source, start_time, progress=progress, plan=plan, initial=initial
         )
 
+    @float64_scope
     def _fit(
         self,
         data: np.ndarray,

@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from bgmm.model.normal import mvn_chol_precision_sample
+from bgmm.precision import float64_scope
 
 __all__ = ["MvnCheck", "chol_precision_normal_check"]
 
@@ -49,6 +50,7 @@ class MvnCheck(NamedTuple):
         )
 
 
+@float64_scope
 def chol_precision_normal_check(seed: int = 42, num_samples: int = 1_000_000) -> MvnCheck:
     """Draw ``num_samples`` from N(CHECK_LOC, (L L')^{-1}) and compare the moments."""
     x = np.asarray(

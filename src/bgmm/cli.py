@@ -251,8 +251,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run() -> NoReturn:
-    """The ``bgmm`` console command: :func:`main` in a process that ends with it."""
-    import bgmm  # noqa: F401
+    """The ``bgmm`` console command: :func:`main` in a process that ends with it.
+
+    The command owns its process, so it exposes each CPU core as a JAX device (chains
+    then run one per core), which a library import must not do.
+    """
+    import bgmm
+
+    bgmm.use_cpu_cores()
 
     # What is imported now lives until exit: the garbage collector need not scan it at
     # every collection (JAX's tracing triggers many) nor once more at exit. Measured on a

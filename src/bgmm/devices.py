@@ -11,22 +11,38 @@ __all__ = ["default_chain_method", "use_cpu_cores"]
 _HOST_DEVICES_FLAG = "--xla_force_host_platform_device_count"
 
 
-def use_cpu_cores(num_cores: int | None = None) -> None:
-    """Expose each CPU core as a JAX device, so that chains run side by side.
+def use_cpu_cores(num_cores: int | None = None) -> bool:
+    """Expose each CPU core as a JAX device, so that chains run side by side (opt-in).
 
     XLA runs a small model's operations on one thread, so on a CPU the chains of a run
-    are fastest one per core (measured: 2 chains on 2 cores 2.3x faster than one after
-    another, vmapped chains slower than either; docs/benchmarks.md). Must be called before
-    JAX starts its CPU backend (before the first computation); does nothing if XLA_FLAGS
-    already sets the device count.
+    are fastest one per core (measured: docs/benchmarks.md). This adds
+    ``--xla_force_host_platform_device_count`` to ``XLA_FLAGS``, which child processes
+    inherit, as ``numpyro.set_host_device_count`` does. The ``bgmm`` command calls it;
+    Python users call it at the start of their program.
+
+    Parameters
+    ----------
+    num_cores : int, optional
+        Devices to expose (default: the CPU cores this process may run on).
+
+    Returns
+    -------
+    bool
+        True when the flag was set. False, changing nothing, when XLA_FLAGS already sets
+        the device count, when there is one core, or when JAX has already started its
+        backends (the flag could no longer act).
     """
+    from jax._src import xla_bridge  # no public name for "has JAX started" (jax 0.10)
+
     flags = os.environ.get("XLA_FLAGS", "")
-    if _HOST_DEVICES_FLAG in flags:
-        return
+    if _HOST_DEVICES_FLAG in flags or xla_bridge.backends_are_initialized():
+        return False
     if num_cores is None:
         num_cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
-    if num_cores > 1:
-        os.environ["XLA_FLAGS"] = f"{flags} {_HOST_DEVICES_FLAG}={num_cores}".strip()
+    if num_cores <= 1:
+        return False
+    os.environ["XLA_FLAGS"] = f"{flags} {_HOST_DEVICES_FLAG}={num_cores}".strip()
+    return True
 
 
 # Above this much data per device, one chain's operations are large enough for XLA to spread
