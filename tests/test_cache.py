@@ -232,3 +232,40 @@ def test_no_data_value_is_written_into_the_cache(tmp_path):
         contents = _decompressed(path.read_bytes())
         leaked = [needle for needle in needles if needle in contents]
         assert not leaked, f"{path} holds {len(leaked)} pieces of the data"
+
+
+# ---------------------------------------------------------------------------------------
+# A changed default never finds a program built with the old one
+# ---------------------------------------------------------------------------------------
+
+STEP_SIZE = """
+import json, sys
+import numpy as np
+import bgmm, bgmm.inference
+if sys.argv[1] != "none":
+    bgmm.enable_compilation_cache(sys.argv[1])
+bgmm.inference.DEFAULT_TARGET_ACCEPT["hmc"] = float(sys.argv[2])
+data = np.random.default_rng(0).normal(size=(40, 2)) + np.repeat([[-3.0], [3.0]], 20, 0)
+model = bgmm.BayesianGMM(2, num_chains=1, num_warmup=150, num_draws=10, seed=3)
+step = model.fit(data).idata.sample_stats["step_size"].values
+print(json.dumps(float(step.mean())))
+"""
+
+
+def _adapted_step_size(cache, target_accept: float) -> float:
+    done = subprocess.run(
+        [sys.executable, "-c", STEP_SIZE, str(cache), str(target_accept)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def test_a_default_changed_between_processes_is_not_served_a_stale_program(tmp_path):
+    cache = tmp_path / "cache"
+    usual = _adapted_step_size(cache, 0.65)
+    eager = _adapted_step_size(cache, 0.95)  # same cache, the default changed
+    assert eager == _adapted_step_size("none", 0.95)
+    assert eager < 0.7 * usual  # a higher acceptance target adapts a smaller step

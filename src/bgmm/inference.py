@@ -298,8 +298,12 @@ def sample_posterior(
     if settings.adaptation == "tutorial":
         adaptation = tutorial_step_size_rule(settings.num_adaptation_steps)
     elif settings.adaptation == "window":
-        target_accept = settings.target_accept or DEFAULT_TARGET_ACCEPT[settings.sampler]
-        adaptation = window_adaptation(settings.num_warmup, target_accept)
+        # Resolved into the settings, which name the programs for the store: a default
+        # changed between runs must not find the program built with the old one.
+        settings = settings._replace(
+            target_accept=settings.target_accept or DEFAULT_TARGET_ACCEPT[settings.sampler]
+        )
+        adaptation = window_adaptation(settings.num_warmup, settings.target_accept)
     else:
         raise ValueError(
             f"unknown adaptation {settings.adaptation!r}; expected one of {ADAPTATIONS}"
