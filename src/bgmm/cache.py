@@ -89,7 +89,7 @@ def _use_executable_cache(cache: ExecutableCache) -> None:
     JAX's own file cache checks nothing: a damaged entry fails to decompress with a warning
     on every run and is never replaced (it does not overwrite an existing key), and it reads
     files whoever owns them. JAX has no public hook for another cache, so this sets the one
-    its compiler consults (``jax._src.compilation_cache``, stable across jax 0.4 to 0.10).
+    its compiler consults (``jax._src.compilation_cache``; pyproject pins jax < 0.11).
     """
     from jax._src import compilation_cache as jax_cache
 
