@@ -41,6 +41,7 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
+from bgmm.errors import UserError
 from bgmm.model.priors import Priors
 from bgmm.model.transforms import Params
 from bgmm.samplers.hmc import Tuning
@@ -75,7 +76,7 @@ _TEMPORARY_SUFFIX = ".tmp"
 _MUST_MATCH = ("bgmm", "jax", "jaxlib", "platform")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError):
     """A checkpoint that is missing, damaged, or does not fit this run or installation."""
 
 

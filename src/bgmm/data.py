@@ -25,6 +25,8 @@ from typing import BinaryIO, NamedTuple
 
 import numpy as np
 
+from bgmm.errors import UserError
+
 __all__ = [
     "MAX_FEATURES",
     "DataError",
@@ -74,7 +76,7 @@ _NUMBER = re.compile(
 )
 
 
-class DataError(ValueError):
+class DataError(UserError):
     """A problem with the user's data, described in one human-readable line.
 
     ``str(error)`` is a complete message meant to be shown as
@@ -85,9 +87,6 @@ class DataError(ValueError):
     e.g. ``data.csv: line 5, column 2 ('y'): 'abc' is not a number``.
     Line breaks in the message are escaped so that it is always one line.
     """
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message.replace("\r", "\\r").replace("\n", "\\n"))
 
 
 # ---------------------------------------------------------------------------
