@@ -5,6 +5,7 @@ import pytest
 
 import bgmm
 from bgmm.data import DataError
+from bgmm.errors import UserError
 from bgmm.results import load_inference_data
 from bgmm.tutorial import tutorial_start
 
@@ -127,36 +128,72 @@ def test_initial_values_are_used_in_data_units():
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "match"),
+    ("kwargs", "option", "match"),
     [
-        ({"n_components": 0}, "n_components"),
-        ({"n_components": 2.5}, "n_components"),
-        ({"priors": "flat"}, "priors"),
-        ({"n_components": 4, "priors": "tutorial"}, "tutorial priors"),
-        ({"target": "wrong"}, "target"),
-        ({"adaptation": "magic"}, "adaptation"),
-        ({"dtype": "float16"}, "dtype"),
-        ({"num_chains": 0}, "num_chains"),
-        ({"num_draws": 1}, "num_draws"),
-        ({"step_size": -1.0}, "step_size"),
-        ({"target_accept": 1.0}, "target_accept"),
-        ({"target_accept": 0.0}, "target_accept"),
-        ({"relabel": "sorted"}, "relabel"),
+        ({"n_components": 0}, "n_components", "from 1"),
+        ({"n_components": 2.5}, "n_components", "integer"),
+        ({"priors": "flat"}, "priors", "'default', 'tutorial' or a bgmm.Priors"),
+        # A plain tuple is not a Priors: refused, never silently the default priors.
+        ({"priors": (np.ones(2), np.zeros((2, 1)), 1.0, 2.0, np.eye(1))}, "priors", "tuple"),
+        ({"n_components": 4, "priors": "tutorial"}, "n_components", "tutorial priors"),
+        ({"target": "wrong"}, "target", "correct, tutorial"),
+        ({"sampler": "mh"}, "sampler", "hmc, nuts, gibbs"),
+        ({"sampler": "gibbs", "target": "tutorial"}, "target", "Gibbs"),
+        ({"sampler": "nuts", "adaptation": "tutorial"}, "adaptation", "for HMC"),
+        ({"adaptation": "magic"}, "adaptation", "window, tutorial"),
+        ({"dtype": "float16"}, "dtype", "float64, float32"),
+        ({"num_chains": 0}, "num_chains", "from 1"),
+        ({"num_draws": 1}, "num_draws", "from 2"),
+        ({"max_tree_depth": 0}, "max_tree_depth", "from 1"),
+        ({"seed": -1}, "seed", "from 0"),
+        ({"seed": 2**63}, "seed", "from 0"),
+        ({"step_size": -1.0}, "step_size", "positive"),
+        ({"step_size": float("nan")}, "step_size", "positive"),
+        ({"target_accept": 1.0}, "target_accept", r"\(0, 1\)"),
+        ({"target_accept": 0.0}, "target_accept", r"\(0, 1\)"),
+        ({"relabel": "sorted"}, "relabel", "auto, none, pivot, stephens"),
+        ({"store_log_likelihood": "yes"}, "store_log_likelihood", "True or False"),
+        ({"chain_method": "threads"}, "chain_method", "sequential"),
     ],
 )
-def test_bad_arguments_are_refused(kwargs, match):
-    with pytest.raises(ValueError, match=match):
+def test_bad_arguments_are_refused_naming_the_option(kwargs, option, match):
+    with pytest.raises(UserError, match=match) as caught:
         bgmm.BayesianGMM(**kwargs)
+    assert caught.value.option == option
+    assert str(caught.value).startswith(f"{option}: ")
+
+
+def test_an_unknown_option_is_a_type_error():
+    with pytest.raises(TypeError, match="num_samples"):
+        bgmm.BayesianGMM(2, num_samples=10)
+
+
+def test_the_model_shows_the_options_of_the_run_configuration():
+    """Signature, docstring and attributes come from RunConfig: one home of the defaults."""
+    import inspect
+    from dataclasses import fields
+
+    from bgmm.config import RunConfig
+
+    signature = inspect.signature(bgmm.BayesianGMM)
+    model = bgmm.BayesianGMM(2, num_chains=3)
+    for f in fields(RunConfig):
+        assert signature.parameters[f.name].default == f.default
+        assert f"    {f.name} : default {f.default!r}" in bgmm.BayesianGMM.__doc__
+    assert (model.n_components, model.num_chains, model.num_draws) == (2, 3, 1000)
+    assert model.config == RunConfig(n_components=2, num_chains=3)
 
 
 def test_bad_data_is_refused():
     model = bgmm.BayesianGMM(3)
-    with pytest.raises(ValueError, match="non-finite"):
+    with pytest.raises(UserError, match="non-finite") as caught:
         model.fit(np.array([[1.0, np.nan], [2.0, 3.0], [4.0, 5.0]]))
+    assert caught.value.option == "X"
     with pytest.raises(DataError, match="2 rows but 3 components"):
         model.fit(np.ones((2, 2)))
-    with pytest.raises(ValueError, match="feature names"):
+    with pytest.raises(UserError, match="1 names for 2 features") as caught:
         model.fit(np.random.default_rng(0).standard_normal((5, 2)), feature_names=["a"])
+    assert caught.value.option == "feature_names"
 
 
 def test_target_accept_sets_the_adapted_step_size():

@@ -241,10 +241,10 @@ def test_no_data_value_is_written_into_the_cache(tmp_path):
 STEP_SIZE = """
 import json, sys
 import numpy as np
-import bgmm, bgmm.inference
+import bgmm, bgmm.config
 if sys.argv[1] != "none":
     bgmm.enable_compilation_cache(sys.argv[1])
-bgmm.inference.DEFAULT_TARGET_ACCEPT["hmc"] = float(sys.argv[2])
+bgmm.config.DEFAULT_TARGET_ACCEPT["hmc"] = float(sys.argv[2])
 data = np.random.default_rng(0).normal(size=(40, 2)) + np.repeat([[-3.0], [3.0]], 20, 0)
 model = bgmm.BayesianGMM(2, num_chains=1, num_warmup=150, num_draws=10, seed=3)
 step = model.fit(data).idata.sample_stats["step_size"].values

@@ -391,16 +391,17 @@ def test_settings_and_custom_priors_make_the_same_model_again(tmp_path):
     import bgmm
     from bgmm.api import BayesianGMM
     from bgmm.checkpoint import read_checkpoint, write_checkpoint
+    from bgmm.config import RunConfig
 
     priors = bgmm.Priors(np.array([1.0, 2.0]), np.array([[0.5], [-0.5]]), 3.0, 4.0, np.eye(1))
     model = BayesianGMM(2, priors=priors, sampler="nuts", seed=5, target_accept=0.9)
-    settings = model._arguments | {"chain_method": "vectorized"}
+    settings = model.config.to_dict() | {"chain_method": "vectorized"}
     write_checkpoint(tmp_path, _checkpoint(1)._replace(settings=settings, priors=priors))
     checkpoint = read_checkpoint(tmp_path)
     assert checkpoint.settings == settings and checkpoint.settings["priors"] == "custom"
-    again = BayesianGMM._from_settings(checkpoint.settings, checkpoint.priors)
-    assert again._arguments == settings
-    assert again.sampler_settings == model.sampler_settings._replace(chain_method="vectorized")
+    again = RunConfig.from_dict(checkpoint.settings, checkpoint.priors)
+    assert again.to_dict() == settings
+    assert again.sampler_settings() == model.config.sampler_settings("vectorized")
     for a, b in zip(again.priors, priors, strict=True):
         np.testing.assert_array_equal(a, b)
 

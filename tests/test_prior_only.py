@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from priors_for_tests import TEST_PRIORS
 
-from bgmm.inference import SamplerSettings, sample_posterior
+from bgmm.config import RunConfig
+from bgmm.inference import sample_posterior
 from bgmm.model import Params
 
 Z_LIMIT = 4.5
@@ -27,10 +28,10 @@ def _prior_run(target: str, seed: int = 0) -> dict[str, np.ndarray]:
         np.repeat(PRIORS.mean_loc[None], num_chains, axis=0),
         np.broadcast_to(start, (num_chains, k, d, d)).copy(),
     )
-    settings = SamplerSettings(num_warmup=1000, num_draws=4000, num_leapfrog_steps=16)
-    run = sample_posterior(
-        jax.random.key(seed), np.zeros((0, d)), PRIORS, initial, settings, target=target
-    )
+    settings = RunConfig(
+        n_components=k, target=target, num_warmup=1000, num_draws=4000, num_leapfrog_steps=16
+    ).sampler_settings(chain_method="sequential")
+    run = sample_posterior(jax.random.key(seed), np.zeros((0, d)), PRIORS, initial, settings)
     return run.draws
 
 

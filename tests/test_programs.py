@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from bgmm.cache import ProgramDirectory
-from bgmm.inference import SamplerSettings, sample_posterior
+from bgmm.config import RunConfig
+from bgmm.inference import sample_posterior
 from bgmm.model import Params, tutorial_priors
 from bgmm.samplers import programs
 from bgmm.tutorial import tutorial_data, tutorial_start
@@ -41,7 +42,7 @@ def store():
     programs.use_program_store(previous)
 
 
-SETTINGS = SamplerSettings(num_warmup=30, num_draws=20, num_leapfrog_steps=4)
+SETTINGS = RunConfig(num_warmup=30, num_draws=20, num_leapfrog_steps=4, chain_method="sequential")
 
 
 def _run(settings=SETTINGS, priors=None, num_observations=200, seed=3, sampler="hmc", num_chains=2):
@@ -51,7 +52,7 @@ def _run(settings=SETTINGS, priors=None, num_observations=200, seed=3, sampler="
         tutorial_data(num_observations),
         tutorial_priors() if priors is None else priors,
         initial,
-        settings._replace(sampler=sampler),
+        settings.replace(sampler=sampler).sampler_settings(),
         max_chunks=3,
     )
 
@@ -74,7 +75,7 @@ def test_a_stored_program_gives_the_draws_of_a_fresh_compile(store, sampler):
 def test_stored_programs_of_every_chain_layout(store, chain_method):
     if chain_method == "parallel" and jax.local_device_count() < 2:
         pytest.skip("needs XLA_FLAGS=--xla_force_host_platform_device_count=2 (bgmm sets it)")
-    settings = SETTINGS._replace(chain_method=chain_method)
+    settings = SETTINGS.replace(chain_method=chain_method)
     programs.use_program_store(None)
     fresh = _run(settings, num_chains=3).draws
     programs.use_program_store(store)
@@ -96,12 +97,13 @@ def test_new_data_values_and_seeds_reuse_the_programs(store):
 @pytest.mark.parametrize(
     "change",
     [
-        {"settings": SETTINGS._replace(num_leapfrog_steps=5)},
-        {"settings": SETTINGS._replace(num_warmup=31)},
-        {"settings": SETTINGS._replace(num_draws=21)},
-        {"settings": SETTINGS._replace(step_size=0.2)},
-        {"settings": SETTINGS._replace(target_accept=0.7)},
-        {"settings": SETTINGS._replace(likelihood="direct")},
+        {"settings": SETTINGS.replace(num_leapfrog_steps=5)},
+        {"settings": SETTINGS.replace(num_warmup=31)},
+        {"settings": SETTINGS.replace(num_draws=21)},
+        {"settings": SETTINGS.replace(step_size=0.2)},
+        {"settings": SETTINGS.replace(target_accept=0.7)},
+        {"settings": SETTINGS.replace(likelihood="direct")},
+        {"settings": SETTINGS.replace(target="tutorial")},
         {"priors": tutorial_priors()._replace(mean_scale=1.5)},
         {"priors": tutorial_priors()._replace(wishart_scale=np.eye(2) * 2.0)},
     ],

@@ -5,15 +5,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bgmm.inference import (
-    DeferredData,
-    SamplerSettings,
-    prepare_sampler_data,
-    sample_posterior,
-)
+from bgmm.config import RunConfig
+from bgmm.inference import prepare_sampler_data, sample_posterior
 from bgmm.model import Params, tutorial_priors
 from bgmm.samplers.hmc import Tuning
-from bgmm.samplers.runner import Kernel, RunnerState, StopRequested, run_chains
+from bgmm.samplers.runner import Kernel, LazyData, RunnerState, StopRequested, run_chains
 from bgmm.tutorial import tutorial_data, tutorial_start
 
 
@@ -27,7 +23,7 @@ def _run(
 ):
     y = tutorial_data(200)
     initial = Params(*(np.repeat(a[None], num_chains, axis=0) for a in tutorial_start()))
-    settings = SamplerSettings(
+    settings = RunConfig(
         num_warmup=60,
         num_draws=40,
         num_leapfrog_steps=4,
@@ -37,15 +33,13 @@ def _run(
         # Batched GEMMs may sum in another order than single ones, and HMC amplifies any
         # rounding difference; the direct form rounds alike either way, so draws match.
         likelihood="direct",
-    )
-    target = "correct"
+    ).sampler_settings()
     return sample_posterior(
         jax.random.key(3),
         y,
         tutorial_priors(),
         initial,
         settings,
-        target,
         max_chunks=max_chunks,
         **resume,
     )
@@ -133,20 +127,22 @@ def test_unknown_chain_method_is_refused():
 
 
 def test_data_given_built_or_deferred_give_the_same_draws():
-    """The data as an array, as DeferredData (built after compiling) or already prepared."""
+    """The data as an array, as LazyData (built after compiling) or already prepared."""
     y = tutorial_data(200)
     initial = Params(*(np.repeat(a[None], 2, axis=0) for a in tutorial_start()))
-    settings = SamplerSettings(num_warmup=30, num_draws=20, num_leapfrog_steps=4)
+    settings = RunConfig(num_warmup=30, num_draws=20, num_leapfrog_steps=4).sampler_settings(
+        "sequential"
+    )
 
     def draws(data):
         run = sample_posterior(jax.random.key(5), data, tutorial_priors(), initial, settings)
         return run.draws["means"]
 
     loads = []
-    deferred = DeferredData(y.shape, lambda: loads.append(1) or y)
+    deferred = LazyData(jax.ShapeDtypeStruct(y.shape, y.dtype), lambda: loads.append(1) or y)
     a = draws(y)
     b = draws(deferred)
-    c = draws(prepare_sampler_data(y, jnp.float64, settings))
+    c = draws(prepare_sampler_data(y, settings))
     assert loads == [1]
     np.testing.assert_allclose(a, b, rtol=1e-12)
     np.testing.assert_allclose(a, c, rtol=1e-12)

@@ -92,7 +92,7 @@ def test_tutorial_data_is_the_tutorials():
 
 def test_demo_tutorial_uses_the_tutorial_configuration():
     model = demo_model("tutorial")
-    s = model.sampler_settings
+    s = model.config.sampler_settings("sequential")
     assert (model.num_chains, s.num_warmup, s.num_draws) == (1, 500, 2000)
     assert (s.num_leapfrog_steps, s.step_size, s.num_adaptation_steps) == (5, 0.065, 400)
     assert (s.adaptation, model.target, model.priors) == ("tutorial", "tutorial", "tutorial")

@@ -1,15 +1,21 @@
 """The friendly front: ``BayesianGMM(...).fit(X)``, ``demo()`` and ``resume()`` returning a
-``FitResult``."""
+``FitResult``.
+
+A fit is a sequence of named steps (:meth:`BayesianGMM._fit`): priors, standardisation,
+starts, sampler settings, sampling (with a checkpoint), draws back in data units,
+relabelling, results. Every option and its default is in :class:`bgmm.config.RunConfig`.
+"""
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -18,38 +24,25 @@ import numpy as np
 from bgmm.checkpoint import (
     Checkpoint,
     CheckpointError,
+    CheckpointPlan,
     CheckpointWriter,
     Interrupted,
-    checkpoint_path,
+    checkpoint_plan,
     describe_data,
     has_checkpoint,
     read_checkpoint,
     remove_checkpoint,
 )
+from bgmm.config import RunConfig, defaults, demo_config, parameters_doc, signature
 from bgmm.data import Standardizer, check_num_components
 from bgmm.devices import default_chain_method
-from bgmm.inference import (
-    ADAPTATIONS,
-    DEFAULT_TARGET_ACCEPT,
-    SAMPLERS,
-    DeferredData,
-    SamplerSettings,
-    likelihood_data_bytes,
-    sample_posterior,
-)
-from bgmm.model.density import TARGETS, log_joint
+from bgmm.errors import UserError
+from bgmm.inference import SamplerSettings, likelihood_data_bytes, sample_posterior
 from bgmm.model.likelihood import pointwise_log_likelihood
-from bgmm.model.priors import (
-    Priors,
-    default_priors,
-    is_exchangeable,
-    tutorial_priors,
-    validate_priors,
-)
+from bgmm.model.priors import Priors, default_priors, tutorial_priors
 from bgmm.model.transforms import Params
 from bgmm.precision import float64_scope
 from bgmm.relabel import (
-    RELABEL_METHODS,
     apply_permutations,
     classification_probabilities,
     expected_counts,
@@ -57,14 +50,11 @@ from bgmm.relabel import (
     stephens_permutations,
 )
 from bgmm.results import build_inference_data, format_summary, summarize
-from bgmm.samplers.runner import CHAIN_METHODS, StopRequested
-from bgmm.starts import kmeans_plus_plus_starts
-from bgmm.tutorial import TUTORIAL_SAMPLER, tutorial_data, tutorial_start
+from bgmm.samplers.runner import LazyData, RunOutput, StopRequested
+from bgmm.starts import kmeans_plus_plus_starts, log_joint_scorer, starts_in_model_units
+from bgmm.tutorial import tutorial_data, tutorial_start
 
 __all__ = ["BayesianGMM", "FitResult", "demo", "demo_model", "resume"]
-
-DTYPES = {"float64": jnp.float64, "float32": jnp.float32}
-PRIOR_PRESETS = ("default", "tutorial")
 
 
 @dataclass
@@ -101,7 +91,9 @@ class FitResult:
     def report(self) -> str:
         """The printed summary."""
         shown = ("sampler", "target", "adaptation", "num_chains", "num_warmup", "num_draws")
-        return format_summary(self.summary, {k: self.settings[k] for k in shown})
+        return format_summary(
+            self.summary, {k: self.settings[k] for k in shown if self.settings[k] is not None}
+        )
 
     def save(self, path: str | Path) -> Path:
         """Write the InferenceData as NetCDF (atomically)."""
@@ -113,175 +105,63 @@ class FitResult:
 class BayesianGMM:
     """Bayesian Gaussian mixture sampled with HMC, NUTS or Gibbs.
 
-    Parameters
-    ----------
-    n_components : int
-        K >= 1.
-    priors : "default", "tutorial" or Priors
-        "default": exchangeable weakly informative priors on standardised data
-        (:func:`bgmm.model.default_priors`); "tutorial": the TFP tutorial's (K = 3).
-        A :class:`Priors` is used as given, in the units of the data.
-    target : "correct" or "tutorial"
-        "tutorial" drops the Wishart-on-Cholesky Jacobian, as the TFP tutorial does.
-    sampler : "hmc", "nuts" or "gibbs"
-        Gibbs: the exact conditionals of the model as written (design.md 1.5).
-    num_chains, num_warmup, num_draws : int
-    num_leapfrog_steps : int
-        HMC: mean leapfrog steps per transition (jittered, except with the tutorial's rule).
-    max_tree_depth : int
-        NUTS: at most 2**max_tree_depth leapfrog steps per transition.
-    step_size : float
-        Initial step size.
-    adaptation : "window" or "tutorial"
-    target_accept : float in (0, 1) or None
-        Mean acceptance probability the window adaptation aims its step size at. None:
-        0.65 for HMC, 0.8 for NUTS (:data:`bgmm.inference.DEFAULT_TARGET_ACCEPT`).
-    chain_method : "auto", "sequential", "vectorized" or "parallel"
-        "auto": one chain per CPU core ("parallel") when there are several, vmapped on an
-        accelerator, else one after another (:func:`bgmm.devices.default_chain_method`).
-    dtype : "float64" or "float32"
-    seed : int
-    standardize : bool or None
-        Centre and scale the data before sampling and report back in data units.
-        None: only with the default priors (they are written for standardised data).
-    store_log_likelihood : bool
-        Keep pointwise log-likelihoods (chain, draw, observation) for LOO/WAIC.
-    start_candidates : int
-        Best-of-M start search: each chain starts from the highest-posterior of this many
-        k-means++ clusterings of the data (ignored when ``initial`` is given to fit).
-    relabel : "auto", "none", "pivot" or "stephens"
-        Undo label switching before summaries (:mod:`bgmm.relabel`). "auto": "pivot" when
-        the priors are exchangeable, else "none". "stephens" starts from the pivot's labels.
+    ``BayesianGMM(n_components, **options)``: the options, their defaults and their checks
+    are those of :class:`bgmm.config.RunConfig` (listed below), kept as ``self.config``
+    and readable as attributes (``model.num_chains``). A bad option raises
+    :class:`bgmm.errors.UserError` naming it; an unknown one ``TypeError``.
     """
 
-    def __init__(
-        self,
-        n_components: int = 3,
-        *,
-        priors: str | Priors = "default",
-        target: str = "correct",
-        sampler: str = "hmc",
-        num_chains: int = 4,
-        num_warmup: int = 1000,
-        num_draws: int = 1000,
-        num_leapfrog_steps: int = 16,
-        max_tree_depth: int = 10,
-        step_size: float = 0.1,
-        adaptation: str = "window",
-        target_accept: float | None = None,
-        chain_method: str = "auto",
-        dtype: str = "float64",
-        seed: int = 0,
-        standardize: bool | None = None,
-        store_log_likelihood: bool = False,
-        relabel: str = "auto",
-        start_candidates: int = 10,
-    ) -> None:
-        if isinstance(n_components, bool) or not isinstance(n_components, int | np.integer):
-            raise ValueError(f"n_components must be an integer, got {n_components!r}")
-        if n_components < 1:
-            raise ValueError(f"n_components must be at least 1, got {n_components}")
-        if isinstance(priors, str) and priors not in PRIOR_PRESETS:
-            raise ValueError(f"unknown priors {priors!r}; expected one of {PRIOR_PRESETS}")
-        if priors == "tutorial" and n_components != 3:
-            raise ValueError(f"the tutorial priors have 3 components, not {n_components}")
-        if target not in TARGETS:
-            raise ValueError(f"unknown target {target!r}; expected one of {TARGETS}")
-        if sampler not in SAMPLERS:
-            raise ValueError(f"unknown sampler {sampler!r}; expected one of {SAMPLERS}")
-        if sampler != "hmc" and adaptation == "tutorial":
-            raise ValueError(f"the tutorial's step-size rule is for HMC, not {sampler}")
-        if sampler == "gibbs" and target != "correct":
-            raise ValueError(
-                "Gibbs samples the model as written; there is no Gibbs form for "
-                "target='tutorial' (use --sampler hmc)"
-            )
-        if adaptation not in ADAPTATIONS:
-            raise ValueError(f"unknown adaptation {adaptation!r}; expected one of {ADAPTATIONS}")
-        if relabel not in ("auto", *RELABEL_METHODS):
-            raise ValueError(
-                f"unknown relabel {relabel!r}; expected one of {('auto', *RELABEL_METHODS)}"
-            )
-        if chain_method not in ("auto", *CHAIN_METHODS):
-            raise ValueError(
-                f"unknown chain_method {chain_method!r}; expected one of {('auto', *CHAIN_METHODS)}"
-            )
-        if dtype not in DTYPES:
-            raise ValueError(f"unknown dtype {dtype!r}; expected one of {tuple(DTYPES)}")
-        for name, value, low in (
-            ("num_chains", num_chains, 1),
-            ("num_warmup", num_warmup, 0),
-            ("num_draws", num_draws, 2),
-            ("num_leapfrog_steps", num_leapfrog_steps, 1),
-            ("max_tree_depth", max_tree_depth, 1),
-            ("start_candidates", start_candidates, 1),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
-                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-        if not step_size > 0:
-            raise ValueError(f"step_size must be positive, got {step_size!r}")
-        if target_accept is not None and not 0 < target_accept < 1:
-            raise ValueError(f"target_accept must be in (0, 1), got {target_accept!r}")
-        # What a checkpoint records to build this model again (custom priors as arrays).
-        self._arguments = {
-            "n_components": int(n_components),
-            "priors": priors if isinstance(priors, str) else "custom",
-            "target": target,
-            "sampler": sampler,
-            "num_chains": int(num_chains),
-            "num_warmup": int(num_warmup),
-            "num_draws": int(num_draws),
-            "num_leapfrog_steps": int(num_leapfrog_steps),
-            "max_tree_depth": int(max_tree_depth),
-            "step_size": float(step_size),
-            "adaptation": adaptation,
-            "target_accept": None if target_accept is None else float(target_accept),
-            "chain_method": chain_method,
-            "dtype": dtype,
-            "seed": int(seed),
-            "standardize": None if standardize is None else bool(standardize),
-            "store_log_likelihood": bool(store_log_likelihood),
-            "relabel": relabel,
-            "start_candidates": int(start_candidates),
+    def __init__(self, n_components: int = 3, **options: Any) -> None:
+        unknown = sorted(set(options) - set(defaults()))
+        if unknown:
+            raise TypeError(f"BayesianGMM got an unexpected keyword argument {unknown[0]!r}")
+        self.config = RunConfig(n_components=n_components, **options)
+
+    def __getattr__(self, name: str) -> Any:
+        if name != "config" and name in defaults():
+            return getattr(self.config, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __repr__(self) -> str:
+        changed = {
+            k: v
+            for k, v in self.config.to_dict().items()
+            if v != defaults()[k] or k == "n_components"
         }
-        self.n_components = int(n_components)
-        self.priors = priors
-        self.target = target
-        self.num_chains = int(num_chains)
-        self.seed = int(seed)
-        self.dtype = dtype
-        self.standardize = standardize
-        self.store_log_likelihood = store_log_likelihood
-        self.relabel = relabel
-        self.start_candidates = int(start_candidates)
-        self.sampler_settings = SamplerSettings(
-            sampler=sampler,
-            num_warmup=int(num_warmup),
-            num_draws=int(num_draws),
-            num_leapfrog_steps=int(num_leapfrog_steps),
-            max_tree_depth=int(max_tree_depth),
-            step_size=float(step_size),
-            adaptation=adaptation,
-            target_accept=None if target_accept is None else float(target_accept),
-            num_adaptation_steps=min(TUTORIAL_SAMPLER.num_adaptation_steps, int(num_warmup)),
-            chain_method=chain_method,
-        )
+        return f"BayesianGMM({', '.join(f'{k}={v!r}' for k, v in changed.items())})"
+
+    __init__.__signature__ = signature(  # type: ignore[attr-defined]
+        [
+            inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+            inspect.Parameter("n_components", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=3),
+        ]
+    )
+    __doc__ = (__doc__ or "") + parameters_doc()
+
+    @classmethod
+    def from_config(cls, config: RunConfig) -> BayesianGMM:
+        """The model that runs ``config``."""
+        model = cls.__new__(cls)
+        model.config = config
+        return model
 
     def _resolve_priors(self, num_features: int) -> tuple[Priors, str, bool]:
-        if isinstance(self.priors, Priors):
-            priors, name = self.priors, "custom"
-        elif self.priors == "tutorial":
+        """The priors, their name ("default", "tutorial", "custom") and whether the data
+        are standardised."""
+        config = self.config
+        if isinstance(config.priors, Priors):
+            priors, name = config.priors, "custom"
+        elif config.priors == "tutorial":
             priors, name = tutorial_priors(num_features), "tutorial"
         else:
-            priors, name = default_priors(self.n_components, num_features), "default"
-        validate_priors(priors)
-        if priors.num_components != self.n_components or priors.num_features != num_features:
-            raise ValueError(
-                f"priors are for K={priors.num_components}, D={priors.num_features}; "
-                f"the model has K={self.n_components}, D={num_features}"
+            priors, name = default_priors(config.n_components, num_features), "default"
+        if priors.num_features != num_features:
+            raise UserError(
+                f"the priors are for D = {priors.num_features} features, the data have "
+                f"{num_features}",
+                option="priors",
             )
-        standardize = self.standardize if self.standardize is not None else name == "default"
-        return priors, name, standardize
+        return priors, name, config.standardizes
 
     def fit(
         self,
@@ -343,12 +223,12 @@ class BayesianGMM:
         """
         start_time = time.perf_counter()
         data = _as_data(X)
-        check_num_components(data, self.n_components, source)
+        check_num_components(data, self.config.n_components, source)
         d = data.shape[1]
         names = list(feature_names) if feature_names is not None else [f"x{j}" for j in range(d)]
         if len(names) != d:
-            raise ValueError(f"{len(names)} feature names for {d} features")
-        plan = _checkpoint_plan(
+            raise UserError(f"{len(names)} names for {d} features", option="feature_names")
+        plan = checkpoint_plan(
             checkpoint_dir, checkpoint_interval, should_stop, extra, keep_checkpoint
         )
         if plan is not None and has_checkpoint(plan.directory):
@@ -369,50 +249,24 @@ class BayesianGMM:
         start_time: float,
         *,
         progress: bool,
-        plan: _CheckpointPlan | None,
+        plan: CheckpointPlan | None,
         initial: Params | None = None,
         resumed: Checkpoint | None = None,
     ) -> FitResult:
         """Sample and summarise; from ``resumed``'s starts and state when given."""
-        d = data.shape[1]
-        priors, priors_name, standardize = self._resolve_priors(d)
-
+        config = self.config
+        priors, priors_name, standardize = self._resolve_priors(data.shape[1])
         scaler = Standardizer.fit(data, source=source) if standardize else None
-        model_data = scaler.transform(data) if scaler else data
         if resumed is not None:
             starts = resumed.starts  # the start search is done already
-        elif initial is None:
-            scored = _subsample(model_data, self.seed, size=10_000)
-            starts = kmeans_plus_plus_starts(
-                self.seed,
-                model_data,
-                self.n_components,
-                self.num_chains,
-                num_candidates=self.start_candidates,
-                score=_log_joint_scorer(scored, priors, self.target),
-            )
         else:
-            starts = _starts_in_model_units(initial, scaler, self.num_chains)
-
-        dtype = DTYPES[self.dtype]
-        settings = self.sampler_settings
-        if settings.chain_method == "auto":
-            data_bytes = likelihood_data_bytes(model_data.shape, dtype, settings)
-            settings = settings._replace(
-                chain_method=default_chain_method(self.num_chains, data_bytes)
-            )
-        if scaler is not None:
-            # Standardised again when the sampler asks (after compiling), so that this N x D
-            # copy is not in memory while it compiles and samples.
-            del model_data
-            sampler_data = DeferredData(data.shape, lambda: scaler.transform(data))
-        else:
-            sampler_data = data
+            starts = self._starts(data, scaler, priors, initial)
+        settings = self._sampler_settings(data.shape)
         on_chunk = None
         if plan is not None:
             fixed = Checkpoint(
                 # The layout resolved: a resumed run must run the chains as this one did.
-                settings=self._arguments | {"chain_method": settings.chain_method},
+                settings=config.to_dict() | {"chain_method": settings.chain_method},
                 data=describe_data(data, source),
                 fit={"feature_names": names, "checkpoint_interval": plan.interval},
                 extra=plan.extra,
@@ -427,73 +281,24 @@ class BayesianGMM:
                 plan.should_stop,
                 write_last=plan.keep,
             )
-        try:
-            run = sample_posterior(
-                jax.random.key(self.seed),
-                sampler_data,
-                priors,
-                starts,
-                settings,
-                target=self.target,
-                dtype=dtype,
-                progress=progress,
-                resume_from=None if resumed is None else resumed.state,
-                on_chunk=on_chunk,
-            )
-        except StopRequested as stop:
-            state = stop.state
-            raise Interrupted(
-                plan.directory, state.steps_done, state.num_chains * state.num_steps
-            ) from None
-        # Results in float64 whatever the run's dtype; counts and flags keep their types.
-        draws = {
-            name: np.asarray(value, np.float64)
-            if np.issubdtype(value.dtype, np.floating)
-            else value
-            for name, value in run.draws.items()
-        }
-        if scaler is not None:
-            draws["means"] = scaler.means_to_data(draws["means"])
-            draws["chol_precision"] = scaler.chol_precision_to_data(draws["chol_precision"])
-        relabel = self.relabel
-        if relabel == "auto":
-            relabel = "pivot" if is_exchangeable(priors) and self.n_components > 1 else "none"
-        _count_and_relabel(draws, data, relabel, self.seed)
-        pointwise = _pointwise_log_likelihood(draws, data) if self.store_log_likelihood else None
-
-        s = settings
-        record = {
-            "sampler": s.sampler,
-            "target": self.target,
-            "priors": priors_name,
-            "adaptation": s.adaptation,
-            "target_accept": (s.target_accept or DEFAULT_TARGET_ACCEPT[s.sampler])
-            if s.adaptation == "window" and s.sampler != "gibbs"
-            else None,
-            "num_chains": self.num_chains,
-            "num_warmup": s.num_warmup,
-            "num_draws": s.num_draws,
-            "num_leapfrog_steps": s.num_leapfrog_steps if s.sampler == "hmc" else None,
-            "max_tree_depth": s.max_tree_depth if s.sampler == "nuts" else None,
-            "initial_step_size": s.step_size,
-            "step_size": float(np.mean(run.tuning.step_size)),
-            "chain_method": s.chain_method,
-            "dtype": self.dtype,
-            "seed": self.seed,
-            "standardized": bool(standardize),
-            "relabel": relabel,
-        }
-        # NetCDF attributes have no booleans.
-        attrs = {
-            k: int(v) if isinstance(v, bool) else v for k, v in record.items() if v is not None
-        }
-        attrs.update(_versions())
-        attrs["priors_json"] = _priors_json(priors)
-        if scaler is not None:
-            attrs["standardizer_center"] = scaler.center.tolist()
-            attrs["standardizer_scale"] = scaler.scale.tolist()
+        run = _sample(
+            config.seed,
+            _sampler_data(data, scaler),
+            priors,
+            starts,
+            settings,
+            plan,
+            progress=progress,
+            resume_from=None if resumed is None else resumed.state,
+            on_chunk=on_chunk,
+        )
+        draws = _draws_in_data_units(run.draws, scaler)
+        relabel = config.resolved_relabel(priors)
+        _count_and_relabel(draws, data, relabel, config.seed)
+        record = _run_record(config, settings, run, priors_name, standardize, relabel)
+        pointwise = _pointwise_log_likelihood(draws, data) if config.store_log_likelihood else None
+        attrs = _attributes(record, priors, scaler)
         idata = build_inference_data(draws, data, names, attrs, pointwise)
-        summary = summarize(idata)
         timing = {
             "compile_seconds": run.compile_seconds,
             "sampling_seconds": run.sampling_seconds,
@@ -502,48 +307,41 @@ class BayesianGMM:
         idata.posterior.attrs.update(timing)
         if plan is not None and not plan.keep:
             remove_checkpoint(plan.directory)  # the results supersede it
-        return FitResult(idata, summary, record, timing)
+        return FitResult(idata, summarize(idata), record, timing)
 
-    @classmethod
-    def _from_settings(cls, settings: dict[str, Any], priors: Priors | None) -> BayesianGMM:
-        """The model a checkpoint's ``settings`` describe."""
-        arguments = dict(settings)
-        if arguments.get("priors") == "custom":
-            arguments["priors"] = priors
-        try:
-            return cls(arguments.pop("n_components"), **arguments)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise CheckpointError(f"the checkpoint's settings do not make a model: {exc}") from None
+    def _starts(
+        self,
+        data: np.ndarray,
+        scaler: Standardizer | None,
+        priors: Priors,
+        initial: Params | None,
+    ) -> Params:
+        """One start per chain in model units: ``initial``, or the best-of-M search."""
+        config = self.config
+        if initial is not None:
+            center, scale = (scaler.center, scaler.scale) if scaler else (None, None)
+            return starts_in_model_units(initial, config.num_chains, center, scale)
+        model_data = scaler.transform(data) if scaler else data
+        return kmeans_plus_plus_starts(
+            config.seed,
+            model_data,
+            config.n_components,
+            config.num_chains,
+            num_candidates=config.start_candidates,
+            score=log_joint_scorer(
+                _subsample(model_data, config.seed, size=10_000), priors, config.target
+            ),
+        )
 
-
-class _CheckpointPlan(NamedTuple):
-    directory: Path
-    interval: float
-    should_stop: Callable[[], bool] | None
-    extra: dict[str, Any]
-    keep: bool
-
-
-def _checkpoint_plan(directory, interval, should_stop, extra, keep) -> _CheckpointPlan | None:
-    """Check fit's checkpoint arguments; None: no checkpoint."""
-    if directory is None:
-        if should_stop is not None:
-            raise ValueError("should_stop needs a checkpoint_dir to keep the stopped run in")
-        return None
-    if not interval >= 0:
-        raise ValueError(f"checkpoint_interval must be >= 0 seconds, got {interval!r}")
-    extra = {} if extra is None else extra
-    try:
-        # Written as JSON with every checkpoint: refuse what cannot be, before sampling.
-        json.dumps(extra, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"extra must be a JSON-able dict: {exc}") from None
-    if not isinstance(extra, dict):
-        raise ValueError(f"extra must be a JSON-able dict, got {type(extra).__name__}")
-    # The directory that holds .bgmm-checkpoint, whichever of the two was named.
-    return _CheckpointPlan(
-        checkpoint_path(directory).parent, float(interval), should_stop, extra, bool(keep)
-    )
+    def _sampler_settings(self, data_shape: tuple[int, int]) -> SamplerSettings:
+        """The config resolved for data of ``data_shape``: "auto" chain method made concrete
+        (it depends on the devices and the size of what the likelihood reads)."""
+        config = self.config
+        if config.chain_method != "auto":
+            return config.sampler_settings()
+        probe = config.sampler_settings(chain_method="sequential")
+        data_bytes = likelihood_data_bytes(data_shape, probe)
+        return probe._replace(chain_method=default_chain_method(config.num_chains, data_bytes))
 
 
 def _as_data(X) -> np.ndarray:
@@ -552,10 +350,10 @@ def _as_data(X) -> np.ndarray:
     if data.ndim == 1:
         data = data[:, None]
     if data.ndim != 2 or data.shape[1] < 1:
-        raise ValueError(f"X must have shape (N, D), got {np.shape(X)}")
+        raise UserError(f"expected shape (N, D), got {np.shape(X)}", option="X")
     if not np.all(np.isfinite(data)):
         row, col = np.argwhere(~np.isfinite(data))[0]
-        raise ValueError(f"X has a non-finite value at row {row + 1}, column {col + 1}")
+        raise UserError(f"a non-finite value at row {row + 1}, column {col + 1}", option="X")
     return data
 
 
@@ -616,10 +414,14 @@ def resume(
             f"{source}: the data changed since the checkpoint was written (their sha256 "
             "differs); resume needs the data the run started with"
         )
-    model = BayesianGMM._from_settings(checkpoint.settings, checkpoint.priors)
+    try:
+        config = RunConfig.from_dict(checkpoint.settings, checkpoint.priors)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"the checkpoint's settings do not make a model: {exc}") from None
+    model = BayesianGMM.from_config(config)
     if checkpoint_interval is None:
         checkpoint_interval = checkpoint.fit["checkpoint_interval"]
-    plan = _checkpoint_plan(
+    plan = checkpoint_plan(
         checkpoint_dir, checkpoint_interval, should_stop, checkpoint.extra, keep_checkpoint
     )
     return model._fit(
@@ -633,52 +435,11 @@ def resume(
     )
 
 
-def demo_model(
-    target: str = "correct",
-    *,
-    num_chains: int | None = None,
-    num_warmup: int | None = None,
-    num_draws: int | None = None,
-    seed: int = 0,
-    dtype: str = "float64",
-    chain_method: str = "auto",
-    sampler: str = "hmc",
-    relabel: str = "auto",
-) -> BayesianGMM:
-    """The model :func:`demo` fits: the tutorial's priors and, for ``target="tutorial"``,
-    its sampler configuration."""
-    t = TUTORIAL_SAMPLER
-    if target == "tutorial":
-        defaults = {
-            "num_chains": t.num_chains,
-            "num_warmup": t.num_burnin,
-            "num_draws": t.num_draws,
-        }
-        if sampler != "hmc":
-            raise ValueError(
-                f"the tutorial's configuration is HMC; --sampler {sampler} needs --target correct"
-            )
-        sampler_options = {
-            "num_leapfrog_steps": t.num_leapfrog_steps,
-            "step_size": t.step_size,
-            "adaptation": "tutorial",
-        }
-    else:
-        defaults = {"num_chains": 4, "num_warmup": 500, "num_draws": 1000}
-        sampler_options = {"sampler": sampler}
-    return BayesianGMM(
-        3,
-        priors="tutorial",
-        target=target,
-        num_chains=num_chains if num_chains is not None else defaults["num_chains"],
-        num_warmup=num_warmup if num_warmup is not None else defaults["num_warmup"],
-        num_draws=num_draws if num_draws is not None else defaults["num_draws"],
-        chain_method=chain_method,
-        dtype=dtype,
-        seed=seed,
-        relabel=relabel,
-        **sampler_options,
-    )
+def demo_model(target: str = "correct", **options: Any) -> BayesianGMM:
+    """The model :func:`demo` fits (:func:`bgmm.config.demo_config`): the tutorial's priors
+    and, for ``target="tutorial"``, its sampler configuration. ``options`` are
+    :class:`bgmm.config.RunConfig` fields (None: the demo's default)."""
+    return BayesianGMM.from_config(demo_config(target, **options))
 
 
 def demo(
@@ -715,18 +476,89 @@ def demo(
     )
 
 
-def _starts_in_model_units(initial: Params, scaler: Standardizer | None, num_chains: int) -> Params:
-    weights, means, chol = (np.asarray(a, np.float64) for a in initial)
-    if weights.ndim == 1:
-        weights, means, chol = (
-            np.repeat(a[None], num_chains, axis=0) for a in (weights, means, chol)
-        )
-    if weights.shape[0] != num_chains:
-        raise ValueError(f"initial values for {weights.shape[0]} chains, expected {num_chains}")
+def _sampler_data(data: np.ndarray, scaler: Standardizer | None) -> np.ndarray | LazyData:
+    """The data in model units; standardised only when the sampler asks (after compiling),
+    so that this N x D copy is not in memory while it compiles and samples."""
+    if scaler is None:
+        return data
+    return LazyData(jax.ShapeDtypeStruct(data.shape, data.dtype), lambda: scaler.transform(data))
+
+
+def _sample(
+    seed: int,
+    data: np.ndarray | LazyData,
+    priors: Priors,
+    starts: Params,
+    settings: SamplerSettings,
+    plan: CheckpointPlan | None,
+    **options: Any,
+) -> RunOutput:
+    """:func:`bgmm.inference.sample_posterior`; a requested stop becomes ``Interrupted``."""
+    try:
+        return sample_posterior(jax.random.key(seed), data, priors, starts, settings, **options)
+    except StopRequested as stop:
+        state = stop.state
+        raise Interrupted(
+            plan.directory, state.steps_done, state.num_chains * state.num_steps
+        ) from None
+
+
+def _draws_in_data_units(
+    draws: dict[str, np.ndarray], scaler: Standardizer | None
+) -> dict[str, np.ndarray]:
+    """Draws as float64 numpy arrays (counts and flags keep their types), in data units."""
+    draws = {
+        name: np.asarray(value, np.float64) if np.issubdtype(value.dtype, np.floating) else value
+        for name, value in draws.items()
+    }
     if scaler is not None:
-        means = (means - scaler.center) / scaler.scale
-        chol = chol * scaler.scale[:, None]  # diag(scale) L: the inverse of chol_precision_to_data
-    return Params(weights, means, chol)
+        draws["means"] = scaler.means_to_data(draws["means"])
+        draws["chol_precision"] = scaler.chol_precision_to_data(draws["chol_precision"])
+    return draws
+
+
+def _run_record(
+    config: RunConfig,
+    settings: SamplerSettings,
+    run: RunOutput,
+    priors_name: str,
+    standardize: bool,
+    relabel: str,
+) -> dict[str, Any]:
+    """How the run was made: ``FitResult.settings`` and the results' attributes."""
+    return {
+        "sampler": settings.sampler,
+        "target": settings.target,
+        "priors": priors_name,
+        "adaptation": settings.adaptation,
+        "target_accept": settings.target_accept,
+        "num_chains": config.num_chains,
+        "num_warmup": settings.num_warmup,
+        "num_draws": settings.num_draws,
+        "num_leapfrog_steps": settings.num_leapfrog_steps,
+        "max_tree_depth": settings.max_tree_depth,
+        "initial_step_size": settings.step_size,
+        "step_size": float(np.mean(run.tuning.step_size)),
+        "chain_method": settings.chain_method,
+        "dtype": settings.dtype,
+        "seed": config.seed,
+        "standardized": bool(standardize),
+        "relabel": relabel,
+    }
+
+
+def _attributes(
+    record: dict[str, Any], priors: Priors, scaler: Standardizer | None
+) -> dict[str, Any]:
+    """The record as NetCDF attributes (which have no booleans and no None), with the
+    versions, the priors and the standardisation."""
+    attrs = {k: int(v) if isinstance(v, bool) else v for k, v in record.items() if v is not None}
+    attrs.update(_versions())
+    attrs["priors_json"] = _priors_json(priors)
+    if scaler is not None:
+        attrs["standardizer_center"] = scaler.center.tolist()
+        attrs["standardizer_scale"] = scaler.scale.tolist()
+    return attrs
 
 
 def _count_and_relabel(draws: dict, data: np.ndarray, relabel: str, seed: int) -> None:
@@ -756,19 +588,6 @@ def _count_and_relabel(draws: dict, data: np.ndarray, relabel: str, seed: int) -
     for name in ("weights", "means", "chol_precision"):
         draws[name] = apply_permutations(draws[name], perms)
     draws["label_permutation"] = perms
-
-
-def _log_joint_scorer(data: np.ndarray, priors: Priors, target: str):
-    """Log posterior of a batch of candidate starts, on (a subsample of) the data."""
-    y = jnp.asarray(data)
-
-    # The data are an argument, never a constant of the compiled program: a constant would
-    # be written into the on-disk compilation cache with the program.
-    @jax.jit
-    def score(candidates: Params, y: jax.Array) -> jax.Array:
-        return jax.vmap(lambda p: log_joint(p, y, priors, target))(candidates)
-
-    return lambda candidates: score(Params(*(jnp.asarray(a) for a in candidates)), y)
 
 
 def _subsample(data: np.ndarray, seed: int, size: int = 1000) -> np.ndarray:
@@ -804,8 +623,6 @@ def _versions() -> dict[str, str]:
 
 
 def _priors_json(priors: Priors) -> str:
-    import json
-
     return json.dumps(
         {
             "concentration": np.asarray(priors.concentration).tolist(),

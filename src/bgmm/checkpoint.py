@@ -52,10 +52,12 @@ __all__ = [
     "FORMAT_VERSION",
     "Checkpoint",
     "CheckpointError",
+    "CheckpointPlan",
     "CheckpointWarning",
     "CheckpointWriter",
     "Interrupted",
     "checkpoint_path",
+    "checkpoint_plan",
     "data_digest",
     "describe_data",
     "environment",
@@ -303,6 +305,62 @@ def remove_checkpoint(directory: str | os.PathLike) -> None:
                 entry.unlink()
     with contextlib.suppress(OSError):  # not empty: someone else's files, left alone
         path.rmdir()
+
+
+class CheckpointPlan(NamedTuple):
+    """How a fit keeps its checkpoint (:func:`checkpoint_plan`).
+
+    Attributes
+    ----------
+    directory : Path
+        The directory that holds ``.bgmm-checkpoint``.
+    interval : float
+        Seconds at least between two checkpoints.
+    should_stop : () -> bool, or None
+    extra : dict
+        JSON-able record kept with every checkpoint.
+    keep : bool
+        Keep the checkpoint after success (the caller deletes it).
+    """
+
+    directory: Path
+    interval: float
+    should_stop: Callable[[], bool] | None
+    extra: dict[str, Any]
+    keep: bool
+
+
+def checkpoint_plan(
+    directory: str | os.PathLike | None,
+    interval: float,
+    should_stop: Callable[[], bool] | None,
+    extra: dict[str, Any] | None,
+    keep: bool,
+) -> CheckpointPlan | None:
+    """A fit's checkpoint arguments, checked before sampling; None: no checkpoint."""
+    if directory is None:
+        if should_stop is not None:
+            raise UserError(
+                "should_stop needs a checkpoint_dir to keep the stopped run in",
+                option="should_stop",
+            )
+        return None
+    if not interval >= 0:
+        raise UserError(
+            f"expected a number of seconds >= 0, got {interval!r}", option="checkpoint_interval"
+        )
+    extra = {} if extra is None else extra
+    try:
+        # Written as JSON with every checkpoint: refuse what cannot be, before sampling.
+        json.dumps(extra, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"expected a JSON-able dict: {exc}", option="extra") from None
+    if not isinstance(extra, dict):
+        raise UserError(f"expected a JSON-able dict, got {type(extra).__name__}", option="extra")
+    # The directory that holds .bgmm-checkpoint, whichever of the two was named.
+    return CheckpointPlan(
+        checkpoint_path(directory).parent, float(interval), should_stop, extra, bool(keep)
+    )
 
 
 class CheckpointWriter:

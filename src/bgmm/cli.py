@@ -27,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import NoReturn
 
+from bgmm.errors import UserError
 from bgmm.outputs import OutputError
 
 CLI_IMPORTED = time.perf_counter()  # after `import bgmm`, which bgmm.cli's package runs first
@@ -34,57 +35,13 @@ CLI_IMPORTED = time.perf_counter()  # after `import bgmm`, which bgmm.cli's pack
 EXIT_USAGE = 2
 EXIT_OUTPUT = 1  # the run worked but its outputs could not be written
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
-# Seeds go to jax.random.key (a signed 64-bit integer) and numpy's default_rng (non-negative).
-MAX_SEED = 2**63 - 1
-# Counts (chains, draws, steps) beyond this are typos; JAX's loop counters are 32-bit.
-MAX_COUNT = 2**31 - 1
 # Up to this many data values (8 MB in float64) fit imports its output libraries early.
 SMALL_DATA_VALUES = 10**6
 
 
-class UsageError(Exception):
-    """A user error: printed as one ``error:`` line, exit code 2."""
-
-
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        raise UsageError(message)
-
-
-def _integer(text: str, low: int, high: int, expected: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
-    if not low <= value <= high:
-        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    return _integer(text, 1, MAX_COUNT, f"a positive integer (at most {MAX_COUNT})")
-
-
-def _num_draws(text: str) -> int:
-    return _integer(text, 2, MAX_COUNT, f"an integer from 2 to {MAX_COUNT}")
-
-
-def _seed(text: str) -> int:
-    return _integer(text, 0, MAX_SEED, f"an integer from 0 to {MAX_SEED} (2**63 - 1)")
-
-
-def _probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}") from None
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}")
-    return value
-
-
-def _count(text: str) -> int:
-    return _integer(text, 0, MAX_COUNT, f"a non-negative integer (at most {MAX_COUNT})")
+        raise UserError(message)
 
 
 def _features(text: str) -> tuple[str, str]:
@@ -104,36 +61,77 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _add_config_options(parser: argparse.ArgumentParser, command: str) -> None:
+    """The run configuration's options as flags: help, choices and types from
+    :class:`bgmm.config.RunConfig`, the defaults of ``command`` in the help.
+
+    Every flag defaults to None, "not given": the config then takes its own default, so
+    the defaults live there only. The values are checked by the config, which names the
+    field; :func:`_message` names its flag.
+    """
+    from bgmm.config import RunConfig, demo_config, options
+
+    shown = demo_config("correct") if command == "demo" else RunConfig()
+    tutorial = demo_config("tutorial") if command == "demo" else None
+    for name, option in options().items():
+        if option.flag is None or (command == "demo" and not option.demo):
+            continue
+        default = getattr(shown, name)
+        text = option.help
+        if default is not None and option.parse is not bool:
+            text += f" (default {default}"
+            if tutorial is not None and name != "target" and getattr(tutorial, name) != default:
+                text += f"; --target tutorial: {getattr(tutorial, name)}"
+            text += ")"
+        flags = [option.short, option.flag] if option.short else [option.flag]
+        if option.parse is bool:
+            parser.add_argument(*flags, dest=name, action="store_true", default=None, help=text)
+        else:
+            parser.add_argument(
+                *flags,
+                dest=name,
+                type=option.parse,
+                choices=option.choices,
+                default=None,
+                help=text,
+                metavar=_METAVARS.get(option.parse),
+            )
+
+
+_METAVARS = {int: "N", float: "X"}
+
+
+def _config(args):
+    """The :class:`bgmm.config.RunConfig` the command line asks for."""
+    from bgmm.config import RunConfig, demo_config, options
+
+    given = {
+        name: getattr(args, name)
+        for name in options()
+        if getattr(args, name, None) is not None and name != "target"
+    }
+    if args.command == "demo":
+        return demo_config(args.target or "correct", **given)
+    return RunConfig(target=args.target or "correct", **given)
+
+
+def _message(error: UserError) -> str:
+    """The error's one line, naming its option by the flag that sets it."""
+    from bgmm.config import options
+
+    option = options().get(error.option or "")
+    if option is None or option.flag is None:
+        return str(error)
+    return f"{option.flag}: {error.message}"
+
+
 def _add_reporting_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def _add_run_options(parser: argparse.ArgumentParser, out_default: str) -> None:
-    parser.add_argument(
-        "--sampler",
-        choices=("hmc", "nuts", "gibbs"),
-        default="hmc",
-        help="MCMC kernel (default hmc); gibbs only for --target correct",
-    )
-    parser.add_argument("--chains", type=_positive_int, help="number of chains")
-    parser.add_argument("--draws", type=_num_draws, help="kept draws per chain (at least 2)")
-    parser.add_argument("--warmup", type=_count, help="warm-up (burn-in) steps per chain")
-    parser.add_argument(
-        "--seed", type=_seed, default=0, help="random seed, 0 to 2**63 - 1 (default 0)"
-    )
-    parser.add_argument(
-        "--dtype",
-        choices=("float64", "float32"),
-        default="float64",
-        help="floating point precision",
-    )
-    parser.add_argument(
-        "--chain-method",
-        choices=("auto", "sequential", "vectorized", "parallel"),
-        default="auto",
-        help="auto (default): one chain per CPU core at a time, vmapped on a GPU",
-    )
+def _add_run_options(parser: argparse.ArgumentParser, command: str, out_default: str) -> None:
+    _add_config_options(parser, command)
     parser.add_argument(
         "--out",
         default=out_default,
@@ -153,12 +151,6 @@ def _add_run_options(parser: argparse.ArgumentParser, out_default: str) -> None:
         help="two features to plot for D > 2, by index or name (default 0,1)",
     )
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
-    parser.add_argument(
-        "--relabel",
-        choices=("auto", "none", "pivot", "stephens"),
-        default="auto",
-        help="undo label switching (auto: pivot when the priors are exchangeable)",
-    )
     parser.add_argument(
         "--checkpoint-every",
         type=_seconds,
@@ -184,15 +176,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
 
-    demo = sub.add_parser("demo", help="the TFP tutorial's data, priors and sampler")
-    demo.add_argument(
-        "--target",
-        choices=("correct", "tutorial"),
-        default="correct",
-        help="'tutorial': the tutorial's exact density and configuration; "
-        "'correct' (default): the model as written, with the Wishart Jacobian",
+    demo = sub.add_parser(
+        "demo",
+        help="the TFP tutorial's data, priors and sampler",
+        description="The TFP tutorial's data, priors and start. --target tutorial: the "
+        "tutorial's exact density and HMC configuration; --target correct (default): the "
+        "model as written, with the Wishart Jacobian, and bgmm's sampler defaults.",
     )
-    _add_run_options(demo, "bgmm-demo")
+    _add_run_options(demo, "demo", "bgmm-demo")
 
     fit = sub.add_parser("fit", help="sample the posterior for your data (CSV or .npy)")
     fit.add_argument(
@@ -200,38 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="CSV (header row optional) or .npy file, one row per observation; - for "
         "standard input",
     )
-    fit.add_argument("-k", "--components", type=_positive_int, default=3, help="K (default 3)")
-    fit.add_argument(
-        "--priors",
-        choices=("default", "tutorial"),
-        default="default",
-        help="'default': exchangeable priors on standardised data; 'tutorial': the tutorial's",
-    )
-    fit.add_argument("--target", choices=("correct", "tutorial"), default="correct")
-    fit.add_argument(
-        "--start-candidates",
-        type=_positive_int,
-        default=10,
-        help="best-of-M start search: k-means++ clusterings tried per chain (default 10)",
-    )
-    fit.add_argument(
-        "--leapfrog-steps",
-        type=_positive_int,
-        default=16,
-        help="mean leapfrog steps per HMC transition (default 16)",
-    )
-    fit.add_argument(
-        "--target-accept",
-        type=_probability,
-        help="acceptance rate the step size is adapted to (default 0.65 HMC, 0.8 NUTS)",
-    )
-    fit.add_argument(
-        "--adaptation",
-        choices=("window", "tutorial"),
-        default="window",
-        help="warm-up: windowed step size + mass matrix (default) or the tutorial's rule",
-    )
-    _add_run_options(fit, "bgmm-fit")
+    _add_run_options(fit, "fit", "bgmm-fit")
 
     resume = sub.add_parser(
         "resume", help="finish a run that was stopped (Ctrl-C) or killed, from its checkpoint"
@@ -308,11 +268,11 @@ def _main(argv: list[str] | None) -> int:
             print(f"bgmm {version('bgmm')}")
             return 0
         if args.command is None:
-            raise UsageError("missing command: demo, fit, resume or summary (see bgmm --help)")
+            raise UserError("missing command: demo, fit, resume or summary (see bgmm --help)")
         commands = {"demo": _demo, "fit": _fit, "resume": _resume, "summary": _summary}
         return commands[args.command](args)
-    except UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except UserError as exc:
+        print(f"error: {_message(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except OutputError as exc:  # from publishing: the outputs could not be written
         print(f"error: {exc}", file=sys.stderr)
@@ -359,12 +319,6 @@ def _import_output_libraries_in_background(plots: bool) -> None:
     threading.Thread(target=load, name="bgmm-imports", daemon=True).start()
 
 
-def _user_errors():
-    from bgmm.data import DataError
-
-    return (DataError, ValueError)
-
-
 def _progress(args) -> bool:
     return not args.quiet and sys.stderr.isatty()
 
@@ -378,29 +332,22 @@ def _use_cache(args) -> None:
 
 def _demo(args) -> int:
     import bgmm
-    from bgmm.api import demo_model
-    from bgmm.tutorial import tutorial_data
+    from bgmm.api import BayesianGMM
+    from bgmm.tutorial import tutorial_data, tutorial_start
 
     _import_output_libraries_in_background(plots=not args.no_plots)
-    options = {
-        "num_chains": args.chains,
-        "num_warmup": args.warmup,
-        "num_draws": args.draws,
-        "seed": args.seed,
-        "dtype": args.dtype,
-        "chain_method": args.chain_method,
-        "sampler": args.sampler,
-        "relabel": args.relabel,
-    }
-    model = _checked(lambda: demo_model(args.target, **options))
+    model = BayesianGMM.from_config(_config(args))
     _use_cache(args)
     out = _prepare_out(args, model, tutorial_data().shape, protect=())
     startup_seconds = _process_seconds()
     result = _sample(
         out,
         args,
-        lambda **checkpointing: bgmm.demo(
-            args.target, progress=_progress(args), **options, **checkpointing
+        lambda **checkpointing: model.fit(
+            tutorial_data(),
+            initial=bgmm.Params(*tutorial_start()),
+            progress=_progress(args),
+            **checkpointing,
         ),
     )
     return _publish_demo(result, args, out, startup_seconds)
@@ -411,7 +358,7 @@ def _publish_demo(result, args, out, startup_seconds: float) -> int:
 
     # The check runs in XLA, with the GIL released, while the outputs are written in Python.
     with ThreadPoolExecutor(max_workers=1) as pool:
-        check_running = pool.submit(chol_precision_normal_check, seed=args.seed)
+        check_running = pool.submit(chol_precision_normal_check, seed=result.settings["seed"])
         written = _write_outputs(result, args, (0, 1), out)
         check = check_running.result()
     record = result.to_dict() | {"startup_seconds": startup_seconds}
@@ -421,38 +368,17 @@ def _publish_demo(result, args, out, startup_seconds: float) -> int:
 
 
 def _fit(args) -> int:
-    import bgmm
+    from bgmm.api import BayesianGMM
     from bgmm.data import STDIN_NAME, load_table
 
-    try:
-        data, names = load_table(args.data)
-    except _user_errors() as exc:
-        raise UsageError(str(exc)) from None
+    model = BayesianGMM.from_config(_config(args))  # options checked before reading data
+    data, names = load_table(args.data)
     source = STDIN_NAME if args.data == "-" else args.data
     if data.size <= SMALL_DATA_VALUES:
         _import_output_libraries_in_background(plots=not args.no_plots)
     names = names or [f"x{j}" for j in range(data.shape[1])]
     features = _resolve_features(args.features, names)
-    model = _checked(
-        lambda: bgmm.BayesianGMM(
-            args.components,
-            priors=args.priors,
-            target=args.target,
-            num_chains=args.chains if args.chains is not None else 4,
-            num_warmup=args.warmup if args.warmup is not None else 1000,
-            num_draws=args.draws if args.draws is not None else 1000,
-            sampler=args.sampler,
-            relabel=args.relabel,
-            start_candidates=args.start_candidates,
-            num_leapfrog_steps=args.leapfrog_steps,
-            adaptation=args.adaptation,
-            target_accept=args.target_accept,
-            chain_method=args.chain_method,
-            dtype=args.dtype,
-            seed=args.seed,
-        )
-    )
-    _check_data(data, names, source, model, args)
+    _check_data(data, names, source, model)
     _use_cache(args)
     out = _prepare_out(args, model, data.shape, protect=() if args.data == "-" else (args.data,))
     startup_seconds = _process_seconds()
@@ -468,7 +394,7 @@ def _fit(args) -> int:
     return 0
 
 
-def _check_data(data, names: list[str], source: str, model, args) -> None:
+def _check_data(data, names: list[str], source: str, model) -> None:
     """Everything about the data that would stop or mislead the fit, before --out is made.
 
     The fit checks these again; here they come before any directory is created or anything
@@ -479,15 +405,12 @@ def _check_data(data, names: list[str], source: str, model, args) -> None:
 
     from bgmm import data as checks
 
-    try:
-        checks.check_num_components(data, model.n_components, source)
-        checks.check_num_features(data.shape[1], source)
-        checks.check_value_range(data, source, names)
-        if args.priors == "default":  # these priors standardise: no constant column
-            checks.Standardizer.fit(data, source=source)
-    except _user_errors() as exc:
-        raise UsageError(str(exc)) from None
-    if args.priors == "default":
+    checks.check_num_components(data, model.n_components, source)
+    checks.check_num_features(data.shape[1], source)
+    checks.check_value_range(data, source, names)
+    if model.config.standardizes:  # no constant column
+        checks.Standardizer.fit(data, source=source)
+    if model.config.priors == "default":
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", checks.DataWarning)  # printed below, once
             messages = checks.check_extreme_values(data, names)
@@ -501,12 +424,9 @@ def _prepare_out(args, model, data_shape: tuple[int, int], protect):
     from bgmm.outputs import estimate_output_bytes
 
     num_chains = model.num_chains
-    num_draws = model.sampler_settings.num_draws
+    num_draws = model.num_draws
     num_rows, num_features = data_shape
-    try:
-        check_draws_memory(num_chains, num_draws, model.n_components, num_features)
-    except ValueError as exc:
-        raise UsageError(f"--chains/--draws: {exc}") from None
+    check_draws_memory(num_chains, num_draws, model.n_components, num_features)
     expected = estimate_output_bytes(
         num_chains,
         num_draws,
@@ -547,9 +467,9 @@ def _sample(out, args, run, *, resuming: bool = False):
         checkpointing["should_stop"] = should_stop
         try:
             return run(**checkpointing)
-        except _user_errors() as exc:
+        except UserError:
             out.discard(keep_checkpoint=resuming)
-            raise UsageError(str(exc)) from None
+            raise
         except BaseException:
             out.discard(keep_checkpoint=True)
             raise
@@ -573,20 +493,17 @@ def _resume(args) -> int:
     """``bgmm resume DIR``: finish the run whose checkpoint is in DIR, then write its
     outputs there as the command that started it would have."""
     from bgmm import api
-    from bgmm.checkpoint import CheckpointError, has_checkpoint, read_checkpoint
+    from bgmm.checkpoint import has_checkpoint, read_checkpoint
 
     if not Path(args.dir).is_dir():
-        raise UsageError(f"{args.dir}: no such directory")
+        raise UserError(f"{args.dir}: no such directory")
     if not has_checkpoint(args.dir):
-        raise UsageError(f"{args.dir}: holds no checkpoint to resume")
-    try:
-        checkpoint = read_checkpoint(args.dir)
-    except CheckpointError as exc:
-        raise UsageError(str(exc)) from None
+        raise UserError(f"{args.dir}: holds no checkpoint to resume")
+    checkpoint = read_checkpoint(args.dir)
     record = checkpoint.extra
     command = record.get("command")
     if command not in ("demo", "fit") or not isinstance(record.get("options"), dict):
-        raise UsageError(
+        raise UserError(
             f"{args.dir}: the checkpoint was not written by `bgmm demo` or `bgmm fit`; "
             "resume it from Python (bgmm.api.resume)"
         )
@@ -630,15 +547,15 @@ def _resume_data(args, record: dict):
         return tutorial_data()
     path = args.data or record.get("data_path")
     if path is None:
-        raise UsageError(
+        raise UserError(
             f"{args.dir}: the run read its data from standard input; give the same data "
             "with --data FILE"
         )
     try:
         data, _ = load_table(path)
-    except _user_errors() as exc:
+    except UserError as exc:
         hint = "" if args.data else " (give its new place with --data FILE)"
-        raise UsageError(f"{exc}{hint}") from None
+        raise UserError(f"{exc}{hint}") from None
     return data
 
 
@@ -648,7 +565,7 @@ def _checked_output(out: str, **options):
     try:
         return prepare_output(out, **options)
     except OutputError as exc:
-        raise UsageError(str(exc)) from None
+        raise UserError(str(exc)) from None
 
 
 def _summary(args) -> int:
@@ -662,23 +579,23 @@ def _summary(args) -> int:
 
     path = Path(args.path)
     if path.is_dir():
-        raise UsageError(f"{path}: is a directory, not a posterior.nc file")
+        raise UserError(f"{path}: is a directory, not a posterior.nc file")
     if not path.is_file():
-        raise UsageError(f"{path}: no such file")
+        raise UserError(f"{path}: no such file")
     try:
         idata = load_inference_data(path)
     except Exception as exc:  # netCDF/HDF5 raise many types for a file that is not theirs
-        raise UsageError(f"{path}: not a readable NetCDF file ({type(exc).__name__})") from None
+        raise UserError(f"{path}: not a readable NetCDF file ({type(exc).__name__})") from None
     try:
         check_inference_data(idata)
     except ValueError as exc:
-        raise UsageError(f"{path}: not a bgmm result ({exc})") from None
+        raise UserError(f"{path}: not a bgmm result ({exc})") from None
     try:
         summary = summarize(idata)
     except (ValueError, TypeError, KeyError, IndexError, _np_errors()) as exc:
         # A file shaped like bgmm's whose contents still break the summary (hand-made or
         # damaged): say so in one line rather than with a traceback.
-        raise UsageError(
+        raise UserError(
             f"{path}: cannot summarise it ({type(exc).__name__}: {exc})".replace("\n", " ")
         ) from None
     posterior = idata.posterior
@@ -706,14 +623,6 @@ def _plain(value):
     return value.item() if hasattr(value, "item") else value
 
 
-def _checked(make):
-    """``make()``, with the ValueErrors of option validation turned into usage errors."""
-    try:
-        return make()
-    except _user_errors() as exc:
-        raise UsageError(str(exc)) from None
-
-
 def _resolve_features(features: tuple[str, str], names: list[str]) -> tuple[int, int]:
     """Feature indices for the plots, checked before any sampling."""
     if len(names) == 1:
@@ -723,14 +632,14 @@ def _resolve_features(features: tuple[str, str], names: list[str]) -> tuple[int,
         if feature.lstrip("-").isdigit():
             index = int(feature)
             if not 0 <= index < len(names):
-                raise UsageError(f"--features: index {index} out of range 0..{len(names) - 1}")
+                raise UserError(f"--features: index {index} out of range 0..{len(names) - 1}")
         elif feature in names:
             index = names.index(feature)
         else:
-            raise UsageError(f"--features: no feature named {feature!r} (have {', '.join(names)})")
+            raise UserError(f"--features: no feature named {feature!r} (have {', '.join(names)})")
         indices.append(index)
     if indices[0] == indices[1]:
-        raise UsageError("--features: pick two different features")
+        raise UserError("--features: pick two different features")
     return indices[0], indices[1]
 
 

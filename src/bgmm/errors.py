@@ -23,10 +23,18 @@ class UserError(ValueError):
         What is wrong and what was expected; line breaks are escaped so that it is always
         one line.
     option : str, optional
-        The :class:`bgmm.config.RunConfig` field (or keyword argument) at fault; the CLI
-        names it by its flag.
+        The :class:`bgmm.config.RunConfig` field (or keyword argument) at fault.
+        ``str(error)`` starts with it (``"num_chains: expected ..."``); the CLI names it
+        by its flag instead (``"--chains: expected ..."``).
+
+    Attributes
+    ----------
+    message : str
+        The message without the option's name.
+    option : str or None
     """
 
     def __init__(self, message: str, *, option: str | None = None) -> None:
-        super().__init__(message.replace("\r", "\\r").replace("\n", "\\n"))
+        self.message = message.replace("\r", "\\r").replace("\n", "\\n")
         self.option = option
+        super().__init__(f"{option}: {self.message}" if option else self.message)

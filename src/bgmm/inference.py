@@ -34,13 +34,12 @@ from bgmm.samplers.runner import (
     RunOutput,
     run_chains,
 )
+from bgmm.tutorial import TUTORIAL_SAMPLER
 
 __all__ = [
     "ADAPTATIONS",
-    "DEFAULT_TARGET_ACCEPT",
     "LIKELIHOOD_FORMS",
     "SAMPLERS",
-    "DeferredData",
     "SamplerSettings",
     "likelihood_data_bytes",
     "prepare_data",
@@ -56,47 +55,51 @@ LIKELIHOOD_FORMS: tuple[str, ...] = ("auto", "gemm", "direct")
 FEATURE_MEMORY_BUDGET_BYTES = 2 * 1024**3
 Sampler = Literal["hmc", "nuts", "gibbs"]
 SAMPLERS: tuple[str, ...] = ("hmc", "nuts", "gibbs")
-# HMC with a fixed path length mixes best per gradient near 0.65 (Beskos et al. 2013); on
-# the tutorial's posterior 16 steps at 0.65 gave 1.5x the ESS per gradient of 32 steps at
-# 0.8 (docs/benchmarks.md). NUTS keeps Stan's 0.8.
-DEFAULT_TARGET_ACCEPT = {"hmc": 0.65, "nuts": 0.8}
 
 
 class SamplerSettings(NamedTuple):
-    """How to run the sampler.
+    """Everything the compiled programs of a run depend on, resolved.
+
+    Made by :meth:`bgmm.config.RunConfig.sampler_settings`, the one home of the defaults;
+    it has none of its own. It is the whole configuration that :func:`sample_posterior`
+    reads, and so, with the priors, the key of the run's programs in the store: no setting
+    can change a program without changing its key. Fields a sampler does not read are None.
 
     Attributes
     ----------
     sampler : "hmc", "nuts" or "gibbs"
+    target : "correct" or "tutorial"
+    dtype : "float64" or "float32"
     num_warmup, num_draws : int
-    num_leapfrog_steps : int
+    num_leapfrog_steps : int or None
         HMC: mean leapfrog steps per transition (exact with the tutorial's rule).
-    max_tree_depth : int
+    max_tree_depth : int or None
         NUTS: at most 2**max_tree_depth leapfrog steps per transition.
-    step_size : float
+    step_size : float or None
         Initial step size (the tutorial's rule keeps adapting it from here).
-    adaptation : "window" (dual averaging + diagonal mass matrix) or "tutorial"
-    num_adaptation_steps : int
-        Steps the tutorial rule adapts for; ignored by "window" (which adapts all warm-up).
+    adaptation : "window" (dual averaging + diagonal mass matrix), "tutorial" or None
+    num_adaptation_steps : int or None
+        Steps the tutorial rule adapts for.
     target_accept : float or None
-        Acceptance probability the adaptation aims at; None: DEFAULT_TARGET_ACCEPT of the
-        sampler.
-    chain_method : "sequential" or "vectorized"
-    likelihood : "auto", "gemm" or "direct"
+        Acceptance probability the window adaptation aims at.
+    chain_method : "sequential", "vectorized" or "parallel"
+    likelihood : "auto", "gemm", "direct" or None
         How the log-likelihood is computed (:func:`prepare_data`).
     """
 
-    sampler: Sampler = "hmc"
-    num_warmup: int = 1000
-    num_draws: int = 1000
-    num_leapfrog_steps: int = 16
-    max_tree_depth: int = 10
-    step_size: float = 0.1
-    adaptation: Adaptation = "window"
-    num_adaptation_steps: int = 400
-    target_accept: float | None = None
-    chain_method: ChainMethod = "sequential"
-    likelihood: LikelihoodForm = "auto"
+    sampler: Sampler
+    target: Target
+    dtype: str
+    num_warmup: int
+    num_draws: int
+    num_leapfrog_steps: int | None
+    max_tree_depth: int | None
+    step_size: float | None
+    adaptation: Adaptation | None
+    num_adaptation_steps: int | None
+    target_accept: float | None
+    chain_method: ChainMethod
+    likelihood: LikelihoodForm | None
 
 
 def prepare_data(data: np.ndarray, dtype, likelihood: LikelihoodForm = "auto"):
@@ -125,75 +128,60 @@ def _resolve_likelihood(shape: tuple[int, int], dtype, likelihood: LikelihoodFor
     return "gemm" if size <= FEATURE_MEMORY_BUDGET_BYTES else "direct"
 
 
-class DeferredData(NamedTuple):
-    """(N, D) data made only when the sampler needs them.
-
-    :func:`sample_posterior` calls ``load`` once its programs are compiled, builds what the
-    sampler reads (the features) and drops the array: a standardised copy made this way is
-    never in memory while the compiler or the sampler works.
-
-    Attributes
-    ----------
-    shape : (N, D)
-    load : () -> numpy array of that shape
-    """
-
-    shape: tuple[int, int]
-    load: Callable[[], np.ndarray]
-
-
-def prepare_sampler_data(data: np.ndarray, dtype, settings: SamplerSettings):
+def prepare_sampler_data(data: np.ndarray, settings: SamplerSettings):
     """What the sampler reads of ``data`` (N, D): Gibbs the data on the device, HMC and NUTS
     the likelihood's form of them (:func:`prepare_data`)."""
     if settings.sampler == "gibbs":
-        return jnp.asarray(data, dtype)
-    return prepare_data(data, dtype, settings.likelihood)
+        return jnp.asarray(data, settings.dtype)
+    return prepare_data(data, settings.dtype, settings.likelihood)
 
 
-def _sampler_data_shapes(shape: tuple[int, int], dtype, settings: SamplerSettings):
+def _uses_features(shape: tuple[int, int], settings: SamplerSettings) -> bool:
+    return (
+        settings.sampler != "gibbs"
+        and _resolve_likelihood(shape, settings.dtype, settings.likelihood) == "gemm"
+    )
+
+
+def _sampler_data_shapes(shape: tuple[int, int], settings: SamplerSettings):
     """Shapes and dtypes of :func:`prepare_sampler_data`'s result, without building it."""
     n, d = shape
-    if settings.sampler != "gibbs" and _resolve_likelihood(shape, dtype, settings.likelihood) == (
-        "gemm"
-    ):
+    dtype = settings.dtype
+    if _uses_features(shape, settings):
         return Features(
             jax.ShapeDtypeStruct((n, num_features_of(d)), dtype), jax.ShapeDtypeStruct((d,), dtype)
         )
     return jax.ShapeDtypeStruct((n, d), dtype)
 
 
-def _lazy_sampler_data(data: np.ndarray | DeferredData, dtype, settings) -> LazyData:
-    if isinstance(data, DeferredData):
-        shape, load = data.shape, data.load
+def _lazy_sampler_data(data: np.ndarray | LazyData, settings: SamplerSettings) -> LazyData:
+    """What the sampler reads of ``data`` (N, D), made when the runner asks for it."""
+    if isinstance(data, LazyData):
+        shape, load = data.shapes.shape, data.load
     else:
         data = np.asarray(data)
         shape, load = data.shape, lambda: data
     return LazyData(
-        _sampler_data_shapes(shape, dtype, settings),
-        lambda: prepare_sampler_data(load(), dtype, settings),
+        _sampler_data_shapes(shape, settings),
+        lambda: prepare_sampler_data(load(), settings),
     )
 
 
-def likelihood_data_bytes(shape: tuple[int, int], dtype, settings: SamplerSettings) -> int:
-    """Bytes of what the likelihood reads: the features, or the data themselves."""
+def likelihood_data_bytes(shape: tuple[int, int], settings: SamplerSettings) -> int:
+    """Bytes of what the likelihood reads of data of ``shape`` (N, D): the features, or the
+    data themselves."""
     n, d = shape
-    itemsize = jnp.dtype(dtype).itemsize
-    if (
-        settings.sampler != "gibbs"
-        and _resolve_likelihood(shape, dtype, settings.likelihood) == "gemm"
-    ):
-        return n * num_features_of(d) * itemsize
-    return n * d * itemsize
+    width = num_features_of(d) if _uses_features(shape, settings) else d
+    return n * width * jnp.dtype(settings.dtype).itemsize
 
 
 def sample_posterior(
     rng_key: jax.Array,
-    data: np.ndarray,
+    data: np.ndarray | LazyData | jax.Array | Features,
     priors: Priors,
     initial_params: Params,
     settings: SamplerSettings,
-    target: Target = "correct",
-    dtype=jnp.float64,
+    *,
     progress: bool = False,
     max_chunks: int = 20,
     resume_from: RunnerState | None = None,
@@ -204,15 +192,15 @@ def sample_posterior(
     Parameters
     ----------
     rng_key : PRNG key
-    data : numpy array, shape (N, D), in the units the priors are written in, or
-        DeferredData; either is turned into what the sampler reads (the features) only
+    data : numpy array, shape (N, D), in the units the priors are written in, or LazyData
+        of such an array; either is turned into what the sampler reads (the features) only
         after the sampler's programs are compiled. What :func:`prepare_sampler_data` made
         of such data (a jax array or Features) is used as is.
     priors : Priors
     initial_params : Params with leading chain axis: (C, K), (C, K, D), (C, K, D, D)
     settings : SamplerSettings
-    target : "correct" or "tutorial"
-    dtype : jnp.float64 or jnp.float32
+        The whole configuration (:meth:`bgmm.config.RunConfig.sampler_settings`); with the
+        priors, it names the run's programs in the store.
     progress : bool
     max_chunks : int
         Compiled calls per chain (more: a smoother progress bar, slightly more overhead).
@@ -228,33 +216,67 @@ def sample_posterior(
     RunOutput
         draws: ``weights`` (C, S, K), ``means`` (C, S, K, D), ``chol_precision``
         (C, S, K, D, D), ``lp`` (log joint), ``data_log_likelihood`` (its data term),
-        ``lp_target`` (the sampler's unconstrained log density), ``acceptance_rate``,
-        ``diverging``, ``energy``, ``n_steps``, ``step_size`` and for NUTS ``tree_depth``,
-        all (C, S, ...).
+        ``lp_target`` (the sampler's unconstrained log density), ``acceptance_rate``, and
+        for HMC and NUTS ``diverging``, ``energy``, ``n_steps``, ``step_size`` (NUTS also
+        ``tree_depth``), for Gibbs ``num_occupied``; all (C, S, ...).
     """
     if settings.sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {settings.sampler!r}; expected one of {SAMPLERS}")
     if not isinstance(data, jax.Array | Features):
-        data = _lazy_sampler_data(data, dtype, settings)
+        data = _lazy_sampler_data(data, settings)
+    dtype = jnp.dtype(settings.dtype)
     if settings.sampler == "gibbs":
-        return _sample_gibbs(
-            rng_key,
-            data,
-            priors,
-            initial_params,
-            settings,
-            target,
-            dtype,
-            progress,
-            max_chunks,
-            resume_from,
-            on_chunk,
+        make_kernel, adaptation = _gibbs_kernel_factory(priors, settings), None
+        positions = Params(*(jnp.asarray(p, dtype) for p in initial_params))
+        initial_tuning = Tuning(np.zeros((), dtype), np.ones(1, dtype))  # nothing to tune
+    else:
+        make_kernel = _hmc_kernel_factory(priors, settings)
+        adaptation = _adaptation(settings)
+        # One compiled call, not one small program per operation (each a cache lookup).
+        positions = jax.jit(to_unconstrained)(
+            Params(*(jnp.asarray(p, dtype) for p in initial_params))
         )
+        num_dimensions = sum(math.prod(a.shape[1:]) for a in jax.tree.leaves(positions))
+        initial_tuning = Tuning(
+            np.asarray(settings.step_size, dtype), np.ones(num_dimensions, dtype)
+        )
+    return run_chains(
+        rng_key,
+        make_kernel,
+        adaptation,
+        positions,
+        data=data,
+        num_warmup=settings.num_warmup,
+        num_draws=settings.num_draws,
+        initial_tuning=initial_tuning,
+        chain_method=settings.chain_method,
+        progress=progress,
+        max_chunks=max_chunks,
+        resume_from=resume_from,
+        on_chunk=on_chunk,
+        # Everything make_kernel and the adaptation close over.
+        program_identity=(settings, priors),
+    )
+
+
+def _adaptation(settings: SamplerSettings):
+    if settings.adaptation == "tutorial":
+        t = TUTORIAL_SAMPLER
+        return tutorial_step_size_rule(
+            settings.num_adaptation_steps, t.target_accept_prob, t.adaptation_rate
+        )
+    if settings.adaptation == "window":
+        return window_adaptation(settings.num_warmup, settings.target_accept)
+    raise ValueError(f"unknown adaptation {settings.adaptation!r}; expected one of {ADAPTATIONS}")
+
+
+def _hmc_kernel_factory(priors: Priors, settings: SamplerSettings) -> Callable[..., Kernel]:
+    """HMC or NUTS on the unconstrained posterior: model data -> :class:`Kernel`."""
     num_features = priors.num_features
-    priors = priors.astype(dtype)
+    priors = priors.astype(settings.dtype)
 
     def make_kernel(model_data) -> Kernel:
-        logdensity = make_logdensity(model_data, priors, target)
+        logdensity = make_logdensity(model_data, priors, settings.target)
         if settings.sampler == "nuts":
             step = build_nuts_step(logdensity, settings.max_tree_depth)
         else:
@@ -270,15 +292,17 @@ def sample_posterior(
             log_joint = state.logdensity - unconstrained_log_det_jacobian(
                 state.position, num_features
             )
-            extra = {}
-            if settings.sampler == "nuts":
-                extra["tree_depth"] = info.num_trajectory_expansions
+            extra = (
+                {"tree_depth": info.num_trajectory_expansions}
+                if (settings.sampler == "nuts")
+                else {}
+            )
             return extra | {
                 "weights": params.weights,
                 "means": params.means,
                 "chol_precision": params.chol_precision,
                 "lp": log_joint,
-                "data_log_likelihood": log_joint - log_prior(params, priors, target),
+                "data_log_likelihood": log_joint - log_prior(params, priors, settings.target),
                 "lp_target": state.logdensity,
                 "acceptance_rate": info.acceptance_rate,
                 "diverging": info.is_divergent,
@@ -295,61 +319,17 @@ def sample_posterior(
             record=record,
         )
 
-    if settings.adaptation == "tutorial":
-        adaptation = tutorial_step_size_rule(settings.num_adaptation_steps)
-    elif settings.adaptation == "window":
-        # Resolved into the settings, which name the programs for the store: a default
-        # changed between runs must not find the program built with the old one.
-        settings = settings._replace(
-            target_accept=settings.target_accept or DEFAULT_TARGET_ACCEPT[settings.sampler]
-        )
-        adaptation = window_adaptation(settings.num_warmup, settings.target_accept)
-    else:
-        raise ValueError(
-            f"unknown adaptation {settings.adaptation!r}; expected one of {ADAPTATIONS}"
-        )
-
-    # One compiled call, not one small program per operation (each costs a cache lookup).
-    positions = jax.jit(to_unconstrained)(Params(*(jnp.asarray(p, dtype) for p in initial_params)))
-    num_dimensions = sum(math.prod(a.shape[1:]) for a in jax.tree.leaves(positions))
-    initial_tuning = Tuning(np.asarray(settings.step_size, dtype), np.ones(num_dimensions, dtype))
-    return run_chains(
-        rng_key,
-        make_kernel,
-        adaptation,
-        positions,
-        data=data,
-        num_warmup=settings.num_warmup,
-        num_draws=settings.num_draws,
-        initial_tuning=initial_tuning,
-        chain_method=settings.chain_method,
-        progress=progress,
-        max_chunks=max_chunks,
-        resume_from=resume_from,
-        on_chunk=on_chunk,
-        # What make_kernel and the adaptation close over.
-        program_identity=("hmc", settings, target, np.dtype(dtype).name, priors),
-    )
+    return make_kernel
 
 
-def _sample_gibbs(
-    rng_key,
-    data,
-    priors,
-    initial_params,
-    settings,
-    target,
-    dtype,
-    progress,
-    max_chunks,
-    resume_from,
-    on_chunk,
-) -> RunOutput:
-    """Gibbs chains: nothing to adapt; warm-up sweeps are plain burn-in."""
-    if target != "correct":
+def _gibbs_kernel_factory(priors: Priors, settings: SamplerSettings) -> Callable[..., Kernel]:
+    """Gibbs sweeps of the exact conditionals: model data -> :class:`Kernel`. Nothing to
+    adapt; warm-up sweeps are plain burn-in."""
+    if settings.target != "correct":
         raise ValueError(
             "Gibbs samples the model as written; there is no Gibbs form for target='tutorial'"
         )
+    dtype = jnp.dtype(settings.dtype)
 
     def make_kernel(model_data) -> Kernel:
         init, step = build_gibbs_kernel(model_data, priors)
@@ -375,21 +355,4 @@ def _sample_gibbs(
             record=record,
         )
 
-    positions = Params(*(jnp.asarray(p, dtype) for p in initial_params))
-    unused_tuning = Tuning(np.zeros((), dtype), np.ones(1, dtype))
-    return run_chains(
-        rng_key,
-        make_kernel,
-        None,
-        positions,
-        data=data,
-        num_warmup=settings.num_warmup,
-        num_draws=settings.num_draws,
-        initial_tuning=unused_tuning,
-        chain_method=settings.chain_method,
-        progress=progress,
-        max_chunks=max_chunks,
-        resume_from=resume_from,
-        on_chunk=on_chunk,
-        program_identity=("gibbs", settings, target, np.dtype(dtype).name, priors),
-    )
+    return make_kernel

@@ -10,11 +10,15 @@ clusters merged, one split) may never leave it, and M candidates make that unlik
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
+from bgmm.errors import UserError
+from bgmm.model.priors import Priors
 from bgmm.model.transforms import Params
 
-__all__ = ["kmeans_plus_plus_starts"]
+__all__ = ["kmeans_plus_plus_starts", "log_joint_scorer", "starts_in_model_units"]
 
 
 def _kmeans_plus_plus(rng: np.random.Generator, points: np.ndarray, k: int) -> np.ndarray:
@@ -112,3 +116,58 @@ def kmeans_plus_plus_starts(
         starts.append(_one_start(rng, points, num_components, num_iterations))
     weights, means, chols = (np.stack(parts) for parts in zip(*starts, strict=True))
     return Params(weights, means, chols)
+
+
+def log_joint_scorer(
+    data: np.ndarray, priors: Priors, target: str
+) -> Callable[[Params], np.ndarray]:
+    """The ``score`` of :func:`kmeans_plus_plus_starts`: log joint of M candidates on
+    ``data`` (N, D), as (M,)."""
+    import jax
+    import jax.numpy as jnp
+
+    from bgmm.model.density import log_joint
+
+    y = jnp.asarray(data)
+
+    # The data are an argument, never a constant of the compiled program: a constant would
+    # be written into the on-disk compilation cache with the program.
+    @jax.jit
+    def score(candidates: Params, y: jax.Array) -> jax.Array:
+        return jax.vmap(lambda p: log_joint(p, y, priors, target))(candidates)
+
+    return lambda candidates: score(Params(*(jnp.asarray(a) for a in candidates)), y)
+
+
+def starts_in_model_units(
+    initial: Params, num_chains: int, center: np.ndarray | None, scale: np.ndarray | None
+) -> Params:
+    """Starts given in data units, one per chain, in the units the model samples in.
+
+    Parameters
+    ----------
+    initial : Params
+        weights (K,), means (K, D), chol_precision (K, D, D), or the same with a leading
+        chain axis of length ``num_chains``.
+    num_chains : int
+    center, scale : arrays (D,) or None
+        The standardisation of the data (``(x - center) / scale``); None: none.
+
+    Returns
+    -------
+    Params with leading chain axis, numpy float64.
+    """
+    weights, means, chol = (np.asarray(a, np.float64) for a in initial)
+    if weights.ndim == 1:
+        weights, means, chol = (
+            np.repeat(a[None], num_chains, axis=0) for a in (weights, means, chol)
+        )
+    if weights.shape[0] != num_chains:
+        raise UserError(
+            f"starting values for {weights.shape[0]} chains, expected {num_chains}",
+            option="initial",
+        )
+    if center is not None:
+        means = (means - center) / scale
+        chol = chol * scale[:, None]  # diag(scale) L: the inverse of the back-transform
+    return Params(weights, means, chol)

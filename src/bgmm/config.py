@@ -1,0 +1,450 @@
+"""The run configuration: the one home of every option's default, check and help.
+
+:class:`RunConfig` is what a run is asked to do. :class:`bgmm.BayesianGMM` keeps one, the
+``bgmm`` command builds its options and their help from its fields, a checkpoint stores it,
+and :meth:`RunConfig.sampler_settings` resolves it into the
+:class:`bgmm.inference.SamplerSettings` that the compiled programs are built from and keyed
+by (docs/design.md section 6). A default changed here reaches every one of them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from bgmm.errors import UserError
+from bgmm.inference import ADAPTATIONS, LIKELIHOOD_FORMS, SAMPLERS, SamplerSettings
+from bgmm.model.density import TARGETS
+from bgmm.model.priors import Priors, validate_priors
+from bgmm.relabel import RELABEL_METHODS
+from bgmm.samplers.runner import CHAIN_METHODS
+from bgmm.tutorial import TUTORIAL_SAMPLER
+
+__all__ = [
+    "DEFAULT_TARGET_ACCEPT",
+    "DTYPES",
+    "MAX_COUNT",
+    "MAX_SEED",
+    "PRIOR_PRESETS",
+    "Option",
+    "RunConfig",
+    "demo_config",
+]
+
+PRIOR_PRESETS: tuple[str, ...] = ("default", "tutorial")
+DTYPES: tuple[str, ...] = ("float64", "float32")
+# HMC with a fixed path length mixes best per gradient near 0.65 (Beskos et al. 2013; the
+# tutorial-posterior comparison is in docs/benchmarks.md). NUTS keeps Stan's 0.8.
+DEFAULT_TARGET_ACCEPT = {"hmc": 0.65, "nuts": 0.8}
+# Counts (chains, draws, steps) beyond this are typos; JAX's loop counters are 32-bit.
+MAX_COUNT = 2**31 - 1
+# Seeds go to jax.random.key (a signed 64-bit integer) and numpy's default_rng (non-negative).
+MAX_SEED = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class Option:
+    """How one field of :class:`RunConfig` shows on the command line.
+
+    Attributes
+    ----------
+    help : str
+        One line for ``--help`` (the default is added to it) and the API's docstring.
+    flag : str or None
+        The ``bgmm`` flag; None: Python only.
+    short : str or None
+        A one-letter alias of the flag.
+    choices : tuple or None
+        The values a string option takes.
+    parse : str -> value
+        Turns the flag's text into the field's type (the checks are the config's).
+    demo : bool
+        Whether ``bgmm demo`` takes it (the demo fixes the data, K, priors and start).
+    """
+
+    help: str
+    flag: str | None = None
+    short: str | None = None
+    choices: tuple[str, ...] | None = None
+    parse: Callable[[str], Any] = str
+    demo: bool = True
+
+
+def _option(default: Any, help: str, **option: Any) -> Any:
+    return field(default=default, metadata={"option": Option(help, **option)})
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Every option of a run, checked when made.
+
+    Each field's help, flag and choices are its ``metadata["option"]`` (:class:`Option`);
+    ``RunConfig.__doc__`` lists them. A bad value raises :class:`bgmm.errors.UserError`
+    naming the field (``error.option``).
+    """
+
+    n_components: int = _option(
+        3, "number of components K >= 1", flag="--components", short="-k", parse=int, demo=False
+    )
+    priors: str | Priors = _option(
+        "default",
+        "'default': exchangeable weakly informative priors on standardised data; 'tutorial': "
+        "the TFP tutorial's (K = 3); a bgmm.Priors (Python only) is used as given, in the "
+        "units of the data",
+        flag="--priors",
+        choices=PRIOR_PRESETS,
+        demo=False,
+    )
+    target: str = _option(
+        "correct",
+        "'correct': the model as written; 'tutorial': without the Wishart-on-Cholesky "
+        "Jacobian, as the TFP tutorial samples it",
+        flag="--target",
+        choices=TARGETS,
+    )
+    sampler: str = _option(
+        "hmc",
+        "MCMC kernel; gibbs samples the exact conditionals",
+        flag="--sampler",
+        choices=SAMPLERS,
+    )
+    num_chains: int = _option(4, "number of chains", flag="--chains", parse=int)
+    num_warmup: int = _option(1000, "warm-up (burn-in) steps per chain", flag="--warmup", parse=int)
+    num_draws: int = _option(1000, "kept draws per chain (at least 2)", flag="--draws", parse=int)
+    num_leapfrog_steps: int = _option(
+        16, "HMC: mean leapfrog steps per transition", flag="--leapfrog-steps", parse=int
+    )
+    max_tree_depth: int = _option(
+        10,
+        "NUTS: at most 2**depth leapfrog steps per transition",
+        flag="--max-tree-depth",
+        parse=int,
+    )
+    step_size: float = _option(0.1, "initial leapfrog step size", flag="--step-size", parse=float)
+    adaptation: str = _option(
+        "window",
+        "warm-up: windowed step size and diagonal mass matrix, or the tutorial's step-size "
+        "rule (HMC)",
+        flag="--adaptation",
+        choices=ADAPTATIONS,
+    )
+    target_accept: float | None = _option(
+        None,
+        "mean acceptance the window adaptation aims at (default 0.65 for HMC, 0.8 for NUTS)",
+        flag="--target-accept",
+        parse=float,
+    )
+    chain_method: str = _option(
+        "auto",
+        "auto: one chain per CPU core at a time when there are several, vmapped on an "
+        "accelerator, else one after another",
+        flag="--chain-method",
+        choices=("auto", *CHAIN_METHODS),
+    )
+    dtype: str = _option(
+        "float64",
+        "floating point precision",
+        flag="--dtype",
+        choices=DTYPES,
+    )
+    seed: int = _option(0, "random seed, 0 to 2**63 - 1", flag="--seed", parse=int)
+    standardize: bool | None = _option(
+        None,
+        "centre and scale the data before sampling, report in data units (default: only "
+        "with the default priors)",
+    )
+    store_log_likelihood: bool = _option(
+        False,
+        "keep pointwise log-likelihoods (chain, draw, observation) for LOO/WAIC",
+        flag="--log-likelihood",
+        parse=bool,
+        demo=False,
+    )
+    relabel: str = _option(
+        "auto",
+        "undo label switching (auto: pivot when the priors are exchangeable)",
+        flag="--relabel",
+        choices=("auto", *RELABEL_METHODS),
+    )
+    start_candidates: int = _option(
+        10,
+        "best-of-M start search: k-means++ clusterings tried per chain",
+        flag="--start-candidates",
+        parse=int,
+        demo=False,
+    )
+    likelihood: str = _option(
+        "auto",
+        "how HMC and NUTS compute the log-likelihood: 'gemm' (two matrix products), "
+        "'direct', or 'auto' (gemm unless its features exceed 2 GiB)",
+        choices=LIKELIHOOD_FORMS,
+    )
+
+    def __post_init__(self) -> None:
+        for name, value in _checked_fields(self).items():
+            object.__setattr__(self, name, value)
+        _check_combinations(self)
+
+    # ------------------------------------------------------------------ derived values
+
+    @property
+    def standardizes(self) -> bool:
+        """Whether the data are standardised: ``standardize``, or by default only with the
+        default priors (written for standardised data)."""
+        return self.standardize if self.standardize is not None else self.priors == "default"
+
+    @property
+    def resolved_target_accept(self) -> float | None:
+        """The acceptance the window adaptation aims at; None where nothing adapts to it."""
+        if self.adaptation != "window" or self.sampler == "gibbs":
+            return None
+        return (
+            self.target_accept
+            if self.target_accept is not None
+            else (DEFAULT_TARGET_ACCEPT[self.sampler])
+        )
+
+    def resolved_relabel(self, priors: Priors) -> str:
+        """ "auto" made concrete: "pivot" when the priors are exchangeable, else "none"."""
+        from bgmm.model.priors import is_exchangeable
+
+        if self.relabel != "auto":
+            return self.relabel
+        return "pivot" if is_exchangeable(priors) and self.n_components > 1 else "none"
+
+    def sampler_settings(self, chain_method: str | None = None) -> SamplerSettings:
+        """Everything the compiled programs depend on, every default resolved.
+
+        Options a sampler does not read are None, so that they neither name nor split its
+        programs in the store.
+
+        Parameters
+        ----------
+        chain_method : str, optional
+            The layout "auto" resolved to (:func:`bgmm.devices.default_chain_method`);
+            required when ``self.chain_method`` is "auto".
+        """
+        chain_method = chain_method or self.chain_method
+        if chain_method == "auto":
+            raise ValueError("sampler_settings needs the chain method that 'auto' resolved to")
+        gradient_based = self.sampler != "gibbs"
+        return SamplerSettings(
+            sampler=self.sampler,
+            target=self.target,
+            dtype=self.dtype,
+            num_warmup=self.num_warmup,
+            num_draws=self.num_draws,
+            num_leapfrog_steps=self.num_leapfrog_steps if self.sampler == "hmc" else None,
+            max_tree_depth=self.max_tree_depth if self.sampler == "nuts" else None,
+            step_size=self.step_size if gradient_based else None,
+            adaptation=self.adaptation if gradient_based else None,
+            num_adaptation_steps=min(TUTORIAL_SAMPLER.num_adaptation_steps, self.num_warmup)
+            if self.adaptation == "tutorial"
+            else None,
+            target_accept=self.resolved_target_accept,
+            chain_method=chain_method,
+            likelihood=self.likelihood if gradient_based else None,
+        )
+
+    # ------------------------------------------------------------------ records
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able fields; custom priors show as "custom" (a checkpoint keeps their arrays)."""
+        record = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        if isinstance(self.priors, Priors):
+            record["priors"] = "custom"
+        return record
+
+    @classmethod
+    def from_dict(cls, record: dict[str, Any], priors: Priors | None = None) -> RunConfig:
+        """The config :meth:`to_dict` wrote; ``priors`` stand for "custom"."""
+        record = dict(record)
+        if record.get("priors") == "custom":
+            record["priors"] = priors
+        return cls(**record)
+
+    def replace(self, **changes: Any) -> RunConfig:
+        """A copy with ``changes``, checked again."""
+        return dataclasses.replace(self, **changes)
+
+
+def options() -> dict[str, Option]:
+    """Each field's :class:`Option`, in the order of the fields."""
+    return {f.name: f.metadata["option"] for f in dataclasses.fields(RunConfig)}
+
+
+def defaults() -> dict[str, Any]:
+    """Each field's default."""
+    return {f.name: f.default for f in dataclasses.fields(RunConfig)}
+
+
+def demo_config(target: str = "correct", **changes: Any) -> RunConfig:
+    """The run ``bgmm demo`` makes: the tutorial's data, priors and K = 3.
+
+    ``target="tutorial"`` is the tutorial's exact configuration (one chain, HMC with 5
+    leapfrog steps, step size 0.065 adapted by its rule, 500 burn-in steps, 2000 draws);
+    ``target="correct"`` the model as written with 4 chains, 500 warm-up steps and the
+    default window adaptation. ``changes`` (None values ignored) override either.
+    """
+    changes = {k: v for k, v in changes.items() if v is not None}
+    if target == "tutorial":
+        t = TUTORIAL_SAMPLER
+        if changes.get("sampler", "hmc") != "hmc":
+            raise UserError(
+                f"the tutorial's configuration is HMC; sampler {changes['sampler']!r} needs "
+                "target 'correct'",
+                option="sampler",
+            )
+        base = {
+            "num_chains": t.num_chains,
+            "num_warmup": t.num_burnin,
+            "num_draws": t.num_draws,
+            "num_leapfrog_steps": t.num_leapfrog_steps,
+            "step_size": t.step_size,
+            "adaptation": "tutorial",
+        }
+    else:
+        base = {"num_warmup": 500}
+    return RunConfig(n_components=3, priors="tutorial", target=target, **(base | changes))
+
+
+def parameters_doc() -> str:
+    """The numpydoc "Parameters" section of the options: name, default and help."""
+    return "\n    Parameters\n    ----------\n" + "".join(
+        f"    {name} : default {default!r}\n        {option.help}.\n"
+        for (name, option), default in zip(options().items(), defaults().values(), strict=True)
+    )
+
+
+def signature(leading: list[inspect.Parameter]) -> inspect.Signature:
+    """``leading`` parameters, then every option but n_components as keyword-only, with its
+    default: the signature the API shows for ``**options``."""
+    return inspect.Signature(
+        [
+            *leading,
+            *(
+                inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default)
+                for name, default in defaults().items()
+                if name != "n_components"
+            ),
+        ]
+    )
+
+
+RunConfig.__doc__ = (RunConfig.__doc__ or "") + parameters_doc()
+
+
+# ---------------------------------------------------------------------- checks
+
+
+def _checked_fields(config: RunConfig) -> dict[str, Any]:
+    """Each field checked and in its plain Python type (numpy integers become ints)."""
+    values = {}
+    for name, option in options().items():
+        value = getattr(config, name)
+        if option.choices is not None and name != "priors":
+            values[name] = _one_of(name, value, option.choices)
+    values["n_components"] = _integer("n_components", config.n_components, 1, MAX_COUNT)
+    values["num_chains"] = _integer("num_chains", config.num_chains, 1, MAX_COUNT)
+    values["num_warmup"] = _integer("num_warmup", config.num_warmup, 0, MAX_COUNT)
+    values["num_draws"] = _integer("num_draws", config.num_draws, 2, MAX_COUNT)
+    values["num_leapfrog_steps"] = _integer(
+        "num_leapfrog_steps", config.num_leapfrog_steps, 1, MAX_COUNT
+    )
+    # 2**30 leapfrog steps per transition is beyond any use; deeper trees overflow counters.
+    values["max_tree_depth"] = _integer("max_tree_depth", config.max_tree_depth, 1, 30)
+    values["start_candidates"] = _integer("start_candidates", config.start_candidates, 1, MAX_COUNT)
+    values["seed"] = _integer("seed", config.seed, 0, MAX_SEED)
+    values["step_size"] = _positive_number("step_size", config.step_size)
+    if config.target_accept is not None:
+        values["target_accept"] = _probability("target_accept", config.target_accept)
+    values["standardize"] = _flag("standardize", config.standardize, allow_none=True)
+    values["store_log_likelihood"] = _flag("store_log_likelihood", config.store_log_likelihood)
+    values["priors"] = _priors(config.priors)
+    return values
+
+
+def _check_combinations(config: RunConfig) -> None:
+    if isinstance(config.priors, Priors) and config.priors.num_components != config.n_components:
+        raise UserError(
+            f"the priors are for K = {config.priors.num_components} components, the model has "
+            f"n_components = {config.n_components}",
+            option="priors",
+        )
+    if config.priors == "tutorial" and config.n_components != 3:
+        raise UserError(
+            f"the tutorial priors have 3 components, not {config.n_components}",
+            option="n_components",
+        )
+    if config.sampler != "hmc" and config.adaptation == "tutorial":
+        raise UserError(
+            f"the tutorial's step-size rule is for HMC, not {config.sampler}", option="adaptation"
+        )
+    if config.sampler == "gibbs" and config.target != "correct":
+        raise UserError(
+            "Gibbs samples the model as written; there is no Gibbs form for target "
+            "'tutorial' (use sampler 'hmc')",
+            option="target",
+        )
+
+
+def _one_of(name: str, value: Any, choices: tuple[str, ...]) -> str:
+    if not isinstance(value, str) or value not in choices:
+        raise UserError(f"expected one of {', '.join(choices)}, got {value!r}", option=name)
+    return value
+
+
+def _integer(name: str, value: Any, low: int, high: int) -> int:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | np.integer)
+        or not (low <= value <= high)
+    ):
+        raise UserError(f"expected an integer from {low} to {high}, got {value!r}", option=name)
+    return int(value)
+
+
+def _positive_number(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.number):
+        raise UserError(f"expected a positive number, got {value!r}", option=name)
+    if not (math.isfinite(value) and value > 0):
+        raise UserError(f"expected a positive finite number, got {value!r}", option=name)
+    return float(value)
+
+
+def _probability(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.number):
+        raise UserError(f"expected a number in (0, 1), got {value!r}", option=name)
+    if not 0 < value < 1:
+        raise UserError(f"expected a number in (0, 1), got {value!r}", option=name)
+    return float(value)
+
+
+def _flag(name: str, value: Any, *, allow_none: bool = False) -> bool | None:
+    if value is None and allow_none:
+        return None
+    if not isinstance(value, bool | np.bool_):
+        expected = "True, False or None" if allow_none else "True or False"
+        raise UserError(f"expected {expected}, got {value!r}", option=name)
+    return bool(value)
+
+
+def _priors(priors: Any) -> str | Priors:
+    if isinstance(priors, str) and priors in PRIOR_PRESETS:
+        return priors
+    if not isinstance(priors, Priors):
+        raise UserError(
+            f"expected 'default', 'tutorial' or a bgmm.Priors, got a {type(priors).__name__}",
+            option="priors",
+        )
+    try:
+        validate_priors(priors)
+    except ValueError as exc:
+        raise UserError(str(exc), option="priors") from None
+    return priors
