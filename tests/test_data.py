@@ -9,8 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import bgmm.memory
 from bgmm import data as data_module
-from bgmm.data import DataError, Standardizer, check_num_components, load_data
+from bgmm.data import DataError, Standardizer, check_num_components, delimited, load_data, tables
+from bgmm.errors import UserError
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:
@@ -83,7 +85,7 @@ def test_fast_and_careful_paths_agree(tmp_path):
     path = tmp_path / "data.csv"
     np.savetxt(path, values, delimiter=",", fmt="%.17g", header="a,b,c", comments="")
     fast = load_data(path)
-    careful = data_module._careful_parse(path.read_text(), ",", str(path))
+    careful = delimited._parse_cell_by_cell(path.read_text(), ",", str(path))
     np.testing.assert_array_equal(fast, values)
     np.testing.assert_array_equal(careful, values)
 
@@ -112,7 +114,7 @@ def test_unreadable_file(tmp_path, monkeypatch):
             def deny(*args, **kwargs):
                 raise PermissionError(13, "Permission denied")
 
-            monkeypatch.setattr(data_module, "open", deny, raising=False)
+            monkeypatch.setattr(tables, "open", deny, raising=False)
         message = load_error(path)
     finally:
         path.chmod(0o644)
@@ -404,6 +406,7 @@ def test_check_num_components_too_few_rows():
     assert str(info.value) == (
         "data.csv: 2 rows but 3 components; need at least one row per component"
     )
+    assert info.value.option == "n_components"
 
 
 def test_check_num_components_singular_row():
@@ -417,6 +420,7 @@ def test_check_num_components_not_positive(k):
         check_num_components(np.zeros((5, 2)), k, "data.csv")
     assert str(info.value).startswith("data.csv: ")
     assert "at least 1" in str(info.value)
+    assert info.value.option == "n_components"
 
 
 # ---------------------------------------------------------------------------
@@ -455,7 +459,7 @@ def test_plain_decimal_spellings_are_accepted_by_both_paths(tmp_path):
     text = "x\n" + "\n".join(cells) + "\n"
     path = write(tmp_path, "data.csv", text)
     np.testing.assert_array_equal(load_data(path)[:, 0], values)
-    careful = data_module._careful_parse(text, ",", "data.csv")
+    careful = delimited._parse_cell_by_cell(text, ",", "data.csv")
     np.testing.assert_array_equal(careful[:, 0], values)
 
 
@@ -528,7 +532,7 @@ def test_endless_binary_stream_is_refused_from_its_first_chunk():
 
 
 def test_input_larger_than_the_limit(tmp_path, monkeypatch):
-    monkeypatch.setattr(data_module, "max_input_bytes", lambda: 1000)
+    monkeypatch.setattr(tables, "max_input_bytes", lambda: 1000)
     path = write(tmp_path, "data.csv", "x\n" + "1\n" * 2000)
     assert "larger than 0.0 MiB" in load_error(path)
 
@@ -538,6 +542,13 @@ def test_max_input_bytes_is_a_quarter_of_memory():
     if total is None:
         pytest.skip("the system does not say how much memory it has")
     assert data_module.max_input_bytes() == max(total // 4, 2**20)
+
+
+def test_max_input_bytes_follows_the_memory_module(monkeypatch):
+    monkeypatch.setattr(bgmm.memory, "physical_memory_bytes", lambda: 2**32)
+    assert data_module.max_input_bytes() == 2**30
+    monkeypatch.setattr(bgmm.memory, "physical_memory_bytes", lambda: None)
+    assert data_module.max_input_bytes() == 8 * 2**30
 
 
 # ---------------------------------------------------------------------------
@@ -597,11 +608,12 @@ def test_check_value_range():
 
 def test_check_draws_memory(monkeypatch):
     assert data_module.draws_memory_bytes(4, 1000, 3, 2) == 8 * 4000 * 3 * (8 * 4 + 4 + 4)
-    monkeypatch.setattr(data_module, "physical_memory_bytes", lambda: 2**30)
+    monkeypatch.setattr(bgmm.memory, "physical_memory_bytes", lambda: 2**30)
     data_module.check_draws_memory(4, 1000, 3, 2)
-    with pytest.raises(ValueError, match=r"4 chains x 1000 draws .* D=100 .* memory"):
+    with pytest.raises(UserError, match=r"4 chains x 1000 draws .* D=100 .* memory") as info:
         data_module.check_draws_memory(4, 1000, 3, 100)
-    monkeypatch.setattr(data_module, "physical_memory_bytes", lambda: None)
+    assert isinstance(info.value, ValueError) and info.value.option == "num_draws"
+    monkeypatch.setattr(bgmm.memory, "physical_memory_bytes", lambda: None)
     data_module.check_draws_memory(4, 1000, 3, 100)  # unknown: no check
 
 
