@@ -1,4 +1,4 @@
-"""The two-GEMM likelihood (design.md 1.4) equals the direct form, value and gradient."""
+"""The two-GEMM likelihood (docs/design.md 1.4) equals the direct form, value and gradient."""
 
 import jax
 import jax.numpy as jnp

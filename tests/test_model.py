@@ -44,7 +44,7 @@ SEEDS = (0, 1, 2)
 
 # Jitted once here: a compiled program per input shape is much faster than eager dispatch
 # (which compiles every primitive separately). These tiny programs are compiled without LLVM
-# optimisation, which halves compile time and leaves the arithmetic unchanged (no fast-math
+# optimisation, which compiles them sooner and leaves the arithmetic unchanged (no fast-math
 # either way); test_make_logdensity_grad_under_jit uses the default compiler.
 jit = functools.partial(jax.jit, compiler_options={"xla_backend_optimization_level": 0})
 mvn_log_prob = jit(mvn_chol_precision_log_prob)
@@ -108,7 +108,7 @@ def scipy_mvn_logpdf(y: np.ndarray, loc: np.ndarray, chol: np.ndarray) -> float:
 
 
 # ---------------------------------------------------------------------------
-# Normal with a Cholesky-precision parameter (design.md 1.1)
+# Normal with a Cholesky-precision parameter (docs/design.md section 1.1)
 # ---------------------------------------------------------------------------
 
 
@@ -200,7 +200,7 @@ def test_mvn_sample_is_loc_plus_solve():
 
 
 # ---------------------------------------------------------------------------
-# Wishart on the Cholesky factor (design.md 1.2)
+# Wishart on the Cholesky factor (docs/design.md section 1.2)
 # ---------------------------------------------------------------------------
 
 
@@ -529,7 +529,7 @@ def test_make_logdensity(target, k, d, n):
         np.testing.assert_allclose(got, float(composed), rtol=RTOL)
 
         # Independently: scipy prior + scipy likelihood + the closed-form log|J| of
-        # design.md 1.3, all in numpy.
+        # docs/design.md section 1.3, all in numpy.
         weights, means, chol = (np.asarray(x) for x in params)
         raw = np.asarray(u.chol_precision)
         log_jac = np.sum(np.log(weights)) - np.sum(np.logaddexp(0.0, -raw[:, diag]))

@@ -24,9 +24,32 @@ __all__ = [
     "detect_component_disagreement",
     "detect_mode_disagreement",
     "invariant_diagnostics",
+    "rhat_chains",
 ]
 
-RHAT_LIMIT = 1.01
+RHAT_LIMIT = 1.01  # R-hat above this flags a parameter or quantity
+ESS_LIMIT = 400  # bulk or tail ESS below this flags a parameter
+
+
+def rhat_chains(draws: np.ndarray) -> np.ndarray:
+    """The chains whose R-hat is reported: ``draws`` itself, or one chain's two halves.
+
+    ArviZ needs two chains for R-hat; the two halves of a single chain give its split R-hat.
+
+    Parameters
+    ----------
+    draws : array, shape (C, S, ...)
+
+    Returns
+    -------
+    array
+        ``draws`` when C != 1; for one chain, shape (2, S // 2, ...) (a last odd draw is
+        left out).
+    """
+    if draws.shape[0] != 1:
+        return draws
+    half = draws.shape[1] // 2
+    return np.stack([draws[0, :half], draws[0, half : 2 * half]])
 
 
 def _arviz_stat(fn, draws: np.ndarray, **kwargs) -> np.ndarray:
@@ -89,7 +112,7 @@ def convergence_warnings(
     ess_bulk: np.ndarray,
     ess_tail: np.ndarray,
     rhat_limit: float = RHAT_LIMIT,
-    ess_limit: float = 400,
+    ess_limit: float = ESS_LIMIT,
 ) -> list[str]:
     """One warning line for R-hat above the limit and one for ESS below it, if any.
 
@@ -166,51 +189,49 @@ def invariant_diagnostics(
         above ``rhat_limit`` or not computable, e.g. non-finite draws or too few of them) and
         ``message`` (one line when flagged, else None).
     """
-    out: dict[str, dict[str, Any]] = {}
-    for name, values in quantities.items():
-        x = np.asarray(values, dtype=np.float64)
-        if x.ndim != 2:
-            raise ValueError(f"{name} must have shape (chains, draws); got {x.shape}")
-        c, s = x.shape
-        with np.errstate(all="ignore"):
-            mean = float(np.mean(x)) if x.size else float("nan")
-            sd = float(np.std(x, ddof=1)) if x.size > 1 else float("nan")
-        constant = bool(x.size > 0 and np.all(x == x.flat[0]))
-        nan = float("nan")
-        rhat = ess_bulk = ess_tail = mcse = nan
-        if not constant and x.size:
-            halves = x
-            if c == 1:
-                # ArviZ needs two chains for R-hat; one chain's halves give its split R-hat.
-                half = s // 2
-                halves = np.stack([x[0, :half], x[0, half : 2 * half]])
-            rhat = float(_arviz_stat("rhat", halves[:, :, None])[0])
-            ess_bulk = float(_arviz_stat("ess", x[:, :, None], method="bulk")[0])
-            ess_tail = float(_arviz_stat("ess", x[:, :, None], method="tail")[0])
-            mcse = float(_arviz_stat("mcse", x[:, :, None])[0])
-        flagged = not constant and not rhat <= rhat_limit
-        message = None
-        if flagged:
-            if np.isnan(rhat):
-                message = f"R-hat of {name} could not be computed (non-finite or too few draws)"
-            else:
-                message = (
-                    f"R-hat of {name} is {rhat:.3f} (above {rhat_limit}): the chains disagree "
-                    "on a label-invariant quantity, so they are in different modes or still "
-                    "moving; relabelling cannot fix this: run longer or compare chains"
-                )
-        out[name] = {
-            "mean": mean,
-            "sd": sd,
-            "mcse": mcse,
-            "rhat": rhat,
-            "ess_bulk": ess_bulk,
-            "ess_tail": ess_tail,
-            "constant": constant,
-            "flagged": bool(flagged),
-            "message": message,
-        }
-    return out
+    return {name: _invariant_row(name, values, rhat_limit) for name, values in quantities.items()}
+
+
+def _invariant_row(name: str, values: np.ndarray, rhat_limit: float) -> dict[str, Any]:
+    """One quantity's entry of :func:`invariant_diagnostics`; ``values`` (C, S)."""
+    x = np.asarray(values, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError(f"{name} must have shape (chains, draws); got {x.shape}")
+    with np.errstate(all="ignore"):
+        mean = float(np.mean(x)) if x.size else float("nan")
+        sd = float(np.std(x, ddof=1)) if x.size > 1 else float("nan")
+    constant = bool(x.size > 0 and np.all(x == x.flat[0]))
+    nan = float("nan")
+    rhat = ess_bulk = ess_tail = mcse = nan
+    if not constant and x.size:
+        scalars = x[:, :, None]
+        rhat = float(_arviz_stat("rhat", rhat_chains(scalars))[0])
+        ess_bulk = float(_arviz_stat("ess", scalars, method="bulk")[0])
+        ess_tail = float(_arviz_stat("ess", scalars, method="tail")[0])
+        mcse = float(_arviz_stat("mcse", scalars)[0])
+    flagged = not constant and not rhat <= rhat_limit
+    return {
+        "mean": mean,
+        "sd": sd,
+        "mcse": mcse,
+        "rhat": rhat,
+        "ess_bulk": ess_bulk,
+        "ess_tail": ess_tail,
+        "constant": constant,
+        "flagged": bool(flagged),
+        "message": _invariant_message(name, rhat, rhat_limit) if flagged else None,
+    }
+
+
+def _invariant_message(name: str, rhat: float, rhat_limit: float) -> str:
+    """The line that flags a label-invariant quantity whose R-hat is above the limit or NaN."""
+    if np.isnan(rhat):
+        return f"R-hat of {name} could not be computed (non-finite or too few draws)"
+    return (
+        f"R-hat of {name} is {rhat:.3f} (above {rhat_limit}): the chains disagree "
+        "on a label-invariant quantity, so they are in different modes or still "
+        "moving; relabelling cannot fix this: run longer or compare chains"
+    )
 
 
 def _join(items: list[str]) -> str:
@@ -278,25 +299,27 @@ def detect_mode_disagreement(
                 continue
             if not finite[chain] or (z[chain] > z_limit and gap[chain] > min_gap):
                 flagged.append(chain)
-    message = None
-    if flagged:
-        one = len(flagged) == 1
-        names = ", ".join(str(i) for i in flagged)
-        values = _join([f"{means[i]:.1f}" for i in flagged])
-        message = (
-            f"chain{'' if one else 's'} {names} {'is' if one else 'are'} in a different mode "
-            f"from chain {best} (mean log density {values} vs {means[best]:.1f}): "
-            f"{'its' if one else 'their'} draws describe another local solution; run longer, "
-            "or use more chains and compare"
-        )
     return {
         "chain_lp_means": [float(v) for v in means],
         "chain_lp_mcse": [float(v) for v in mcse],
         "z_scores": [float(v) for v in z],
         "best_chain": best,
         "chains_in_other_modes": flagged,
-        "message": message,
+        "message": _mode_message(flagged, means, best) if flagged else None,
     }
+
+
+def _mode_message(flagged: list[int], means: np.ndarray, best: int) -> str:
+    """The line naming the ``flagged`` chains; ``means`` (C,) the chains' mean log density."""
+    one = len(flagged) == 1
+    names = ", ".join(str(i) for i in flagged)
+    values = _join([f"{means[i]:.1f}" for i in flagged])
+    return (
+        f"chain{'' if one else 's'} {names} {'is' if one else 'are'} in a different mode "
+        f"from chain {best} (mean log density {values} vs {means[best]:.1f}): "
+        f"{'its' if one else 'their'} draws describe another local solution; run longer, "
+        "or use more chains and compare"
+    )
 
 
 def detect_component_disagreement(means: np.ndarray, z_limit: float = 5.0) -> list[int]:

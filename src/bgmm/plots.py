@@ -20,9 +20,15 @@ import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import xarray as xr
+    from arviz import InferenceData
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 __all__ = ["plot_location_kde", "plot_trace"]
 
@@ -39,13 +45,13 @@ _MAX_KDE_DRAWS = 1000  # draws per component fed to the KDE (thinned determinist
 # ----------------------------------------------------------------------------------------------
 
 
-def _new_figure(figsize: tuple[float, float], constrained: bool = True):
+def _new_figure(figsize: tuple[float, float], constrained: bool = True) -> Figure:
     from matplotlib.figure import Figure
 
     return Figure(figsize=figsize, layout="constrained" if constrained else None)
 
 
-def _save(fig, path: str | os.PathLike) -> Path:
+def _save(fig: Figure, path: str | os.PathLike) -> Path:
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=_DPI, format="png")
@@ -66,14 +72,21 @@ def _component_colors(k: int) -> list[tuple[float, float, float, float]]:
     return [cmap(x) for x in np.linspace(0.05, 0.95, k)]
 
 
-def _posterior(idata):
+def _posterior(idata: InferenceData) -> xr.Dataset:
     try:
         return idata.posterior
     except AttributeError as err:
         raise ValueError("idata has no 'posterior' group") from err
 
 
-def _means_array(idata):
+def _coordinate_labels(values: xr.Dataset | xr.DataArray, dim: str, prefix: str) -> list[str]:
+    """The labels along ``dim``: its coordinate's values as str, else ``prefix`` + index."""
+    if dim in values.coords:
+        return [str(v) for v in np.asarray(values.coords[dim].values)]
+    return [f"{prefix}{i}" for i in range(values.sizes[dim])]
+
+
+def _means_array(idata: InferenceData) -> tuple[np.ndarray, list[str]]:
     """Return (draws, feature_names): draws has shape (n_draws, K, D), chains pooled."""
     post = _posterior(idata)
     if "means" not in post:
@@ -83,16 +96,13 @@ def _means_array(idata):
         raise ValueError(
             f"posterior 'means' must have dims (chain, draw, component, feature); got {means.dims}"
         )
-    feat_dim = means.dims[3]
-    if feat_dim in means.coords:
-        names = [str(v) for v in np.asarray(means.coords[feat_dim].values)]
-    else:
-        names = [f"x{i}" for i in range(means.shape[3])]
+    names = _coordinate_labels(means, means.dims[3], "x")
     values = np.asarray(means.values, dtype=float)
     return values.reshape(-1, values.shape[2], values.shape[3]), names
 
 
-def _mean_weights(idata, k: int) -> np.ndarray | None:
+def _mean_weights(idata: InferenceData, k: int) -> np.ndarray | None:
+    """The posterior mean weight of each of the ``k`` components, shape (K,); None if absent."""
     post = _posterior(idata)
     if "weights" not in post:
         return None
@@ -103,7 +113,8 @@ def _mean_weights(idata, k: int) -> np.ndarray | None:
         return np.nanmean(w.reshape(-1, k), axis=0)
 
 
-def _observed(idata) -> np.ndarray | None:
+def _observed(idata: InferenceData) -> np.ndarray | None:
+    """The observed data as an (N, D) array; None if absent."""
     try:
         y = idata.observed_data["y"]
     except (AttributeError, KeyError):
@@ -149,7 +160,8 @@ def _resolve_features(features: Any, names: Sequence[str]) -> tuple[int, int]:
     return out[0], out[1]
 
 
-def _subsample(x: np.ndarray, max_points: int, seed: int = 0) -> np.ndarray:
+def _subsample(x: np.ndarray, max_points: int | None, seed: int = 0) -> np.ndarray:
+    """At most ``max_points`` rows of ``x`` (n, ...), drawn at random, kept in order."""
     if max_points is not None and x.shape[0] > max_points:
         idx = np.random.default_rng(seed).choice(x.shape[0], size=max_points, replace=False)
         return x[np.sort(idx)]
@@ -157,6 +169,7 @@ def _subsample(x: np.ndarray, max_points: int, seed: int = 0) -> np.ndarray:
 
 
 def _thin(x: np.ndarray, max_n: int) -> np.ndarray:
+    """At most ``max_n`` rows of ``x`` (n, ...), evenly spaced."""
     if x.shape[0] > max_n:
         idx = np.linspace(0, x.shape[0] - 1, max_n).round().astype(int)
         return x[idx]
@@ -183,9 +196,9 @@ def _binned_kde(points: np.ndarray, covariance: np.ndarray, gx: np.ndarray, gy: 
     shape (len(gy), len(gx)).
 
     The points are counted in the grid's cells and the counts convolved with the kernel
-    by FFT: 1 ms against scipy's exact 50 ms per component at 1000 draws on a 100 x 100
-    grid. Binning widens the kernel by a cell's variance (h^2 + d^2 / 12), 0.3 % at our
-    grids, where cells are about a quarter of a bandwidth.
+    by FFT, far cheaper than evaluating scipy's exact KDE at every grid point. Binning
+    widens the kernel by a cell's variance (h^2 + d^2 / 12), 0.3 % at our grids, where
+    cells are about a quarter of a bandwidth.
     """
     dx, dy = gx[1] - gx[0], gy[1] - gy[0]
     counts, _, _ = np.histogram2d(
@@ -218,6 +231,7 @@ def _iso_proportion_levels(density: np.ndarray) -> np.ndarray:
 
 
 def _weight_label(k: int, weights: np.ndarray | None) -> str:
+    """The legend label of component ``k``, with its mean weight from ``weights`` (K,)."""
     if weights is None or not np.isfinite(weights[k]):
         return f"component {k}"
     return f"component {k} (weight ~ {weights[k]:.2f})"
@@ -228,45 +242,54 @@ def _weight_label(k: int, weights: np.ndarray | None) -> str:
 # ----------------------------------------------------------------------------------------------
 
 
-def _kde_2d(ax, pts: np.ndarray, color) -> None:
-    from matplotlib.colors import to_rgba
-
+def _kde_2d(ax: Axes, pts: np.ndarray, color) -> None:
+    """Filled iso-proportion contours of the KDE of ``pts`` (n, 2); markers if degenerate."""
     kde = _kde(pts)
     if kde is None:
         centre = pts.mean(axis=0)
-        ax.scatter(pts[:, 0], pts[:, 1], s=10, color=color, alpha=0.6, zorder=3)
+        _scatter_draws(ax, pts, color)
         ax.scatter(
             [centre[0]], [centre[1]], marker="X", s=120, color=color, edgecolor="k", zorder=4
         )
         return
-    bw = np.sqrt(np.diag(kde.covariance))
-    lo = pts.min(axis=0) - _KDE_CUT * bw
-    hi = pts.max(axis=0) + _KDE_CUT * bw
+    bandwidth = np.sqrt(np.diag(kde.covariance))
+    lo = pts.min(axis=0) - _KDE_CUT * bandwidth
+    hi = pts.max(axis=0) + _KDE_CUT * bandwidth
     gx = np.linspace(lo[0], hi[0], _GRID_SIZE)
     gy = np.linspace(lo[1], hi[1], _GRID_SIZE)
-    xx, yy = np.meshgrid(gx, gy)
-    zz = _binned_kde(pts, kde.covariance, gx, gy)
-    levels = _iso_proportion_levels(zz)
+    density = _binned_kde(pts, kde.covariance, gx, gy)
+    levels = _iso_proportion_levels(density)
     if levels.size < 2 or not np.all(np.isfinite(levels)):
-        ax.scatter(pts[:, 0], pts[:, 1], s=10, color=color, alpha=0.6, zorder=3)
+        _scatter_draws(ax, pts, color)
         return
+    _filled_contours(ax, np.meshgrid(gx, gy), density, levels, color)
+
+
+def _scatter_draws(ax: Axes, pts: np.ndarray, color) -> None:
+    """The draws ``pts`` (n, 2) as points, where no density can be drawn."""
+    ax.scatter(pts[:, 0], pts[:, 1], s=10, color=color, alpha=0.6, zorder=3)
+
+
+def _filled_contours(
+    ax: Axes, grid: list[np.ndarray], density: np.ndarray, levels: np.ndarray, color
+) -> None:
+    """Bands of ``density`` (G, G) on ``grid`` (the meshgrid's x and y, each (G, G)), more
+    opaque towards the mode, and the outline of the lowest of the sorted ``levels``."""
+    from matplotlib.colors import to_rgba
+
+    xx, yy = grid
     # Fill from the lowest level upwards (the region below it stays unfilled).
-    top = max(zz.max(), levels[-1]) * (1 + 1e-9)
+    top = max(density.max(), levels[-1]) * (1 + 1e-9)
     fill_levels = np.append(levels, top) if top > levels[-1] else levels
-    n_bands = len(fill_levels) - 1
-    alphas = np.linspace(0.25, 0.9, max(n_bands, 1))
+    alphas = np.linspace(0.25, 0.9, max(len(fill_levels) - 1, 1))
     ax.contourf(
-        xx,
-        yy,
-        zz,
-        levels=fill_levels,
-        colors=[to_rgba(color, a) for a in alphas],
-        zorder=2,
+        xx, yy, density, levels=fill_levels, colors=[to_rgba(color, a) for a in alphas], zorder=2
     )
-    ax.contour(xx, yy, zz, levels=levels[:1], colors=[color], linewidths=1.0, zorder=3)
+    ax.contour(xx, yy, density, levels=levels[:1], colors=[color], linewidths=1.0, zorder=3)
 
 
-def _kde_1d(ax, x: np.ndarray, color, label: str) -> None:
+def _kde_1d(ax: Axes, x: np.ndarray, color, label: str) -> None:
+    """The filled KDE of ``x`` (n,); a vertical line at its mean if degenerate."""
     kde = _kde(x[:, None])
     if kde is None:
         ax.axvline(float(np.mean(x)), color=color, lw=2, label=label)
@@ -279,7 +302,7 @@ def _kde_1d(ax, x: np.ndarray, color, label: str) -> None:
 
 
 def plot_location_kde(
-    idata,
+    idata: InferenceData,
     path: str | os.PathLike,
     features: Sequence[int | str] = (0, 1),
     max_points: int = 5000,
@@ -315,56 +338,85 @@ def plot_location_kde(
     ValueError
         If ``features`` is not two distinct valid features, or ``means`` is missing/misshapen.
     """
-    from matplotlib.patches import Patch
-
     draws, names = _means_array(idata)
     _, k, d = draws.shape
     weights = _mean_weights(idata, k)
+    labels = [_weight_label(j, weights) for j in range(k)]
     colors = _component_colors(k)
     y = _observed(idata)
     if y is not None and y.shape[1] != d:
         y = None
     if max_points is not None and max_points < 0:
         raise ValueError(f"max_points must be non-negative; got {max_points}")
-
     if d == 1:
-        fig = _new_figure((7.5, 5.0))
-        ax = fig.add_subplot()
-        data_ax = ax
-        if y is not None:
-            yy = _subsample(y, max_points)[:, 0]
-            yy = yy[np.isfinite(yy)]
-            if yy.size:
-                ax.hist(yy, bins="auto", density=True, color="0.6", alpha=0.5, label="observed")
-            ax.set_ylabel("data density")
-            ax = ax.twinx()
-        for j in range(k):
-            x = draws[:, j, 0]
-            x = _thin(x[np.isfinite(x)], _MAX_KDE_DRAWS)
-            if x.size:
-                _kde_1d(ax, x, colors[j], _weight_label(j, weights))
-        ax.set_ylabel("posterior density of mean")
-        ax.set_ylim(bottom=0)
-        handles, labels = [], []
-        for a in {id(data_ax): data_ax, id(ax): ax}.values():
-            h, lab = a.get_legend_handles_labels()
-            handles += h
-            labels += lab
-        if handles:
-            ax.legend(handles, labels, loc="best", fontsize="small")
-        data_ax.set_xlabel(names[0])
-        data_ax.set_title("KDE of location draws")
-        return _save(fig, path)
+        fig = _location_kde_1d(draws[:, :, 0], names[0], y, labels, colors, max_points)
+    else:
+        fig = _location_kde_2d(
+            draws, names, _resolve_features(features, names), y, labels, colors, max_points
+        )
+    return _save(fig, path)
 
-    fi, fj = _resolve_features(features, names)
+
+def _location_kde_1d(
+    draws: np.ndarray,
+    name: str,
+    y: np.ndarray | None,
+    labels: list[str],
+    colors: list,
+    max_points: int | None,
+) -> Figure:
+    """The figure for one feature: KDEs of the mean draws (n_draws, K) over a histogram of
+    the observed data ``y`` (N, 1) on a twin axis."""
+    fig = _new_figure((7.5, 5.0))
+    ax = fig.add_subplot()
+    data_ax = ax
+    if y is not None:
+        observed = _subsample(y, max_points)[:, 0]
+        observed = observed[np.isfinite(observed)]
+        if observed.size:
+            ax.hist(observed, bins="auto", density=True, color="0.6", alpha=0.5, label="observed")
+        ax.set_ylabel("data density")
+        ax = ax.twinx()
+    for j, (label, color) in enumerate(zip(labels, colors, strict=True)):
+        x = draws[:, j]
+        x = _thin(x[np.isfinite(x)], _MAX_KDE_DRAWS)
+        if x.size:
+            _kde_1d(ax, x, color, label)
+    ax.set_ylabel("posterior density of mean")
+    ax.set_ylim(bottom=0)
+    handles, legend_labels = [], []
+    for a in {id(data_ax): data_ax, id(ax): ax}.values():
+        h, lab = a.get_legend_handles_labels()
+        handles += h
+        legend_labels += lab
+    if handles:
+        ax.legend(handles, legend_labels, loc="best", fontsize="small")
+    data_ax.set_xlabel(name)
+    data_ax.set_title("KDE of location draws")
+    return fig
+
+
+def _location_kde_2d(
+    draws: np.ndarray,
+    names: list[str],
+    shown: tuple[int, int],
+    y: np.ndarray | None,
+    labels: list[str],
+    colors: list,
+    max_points: int | None,
+) -> Figure:
+    """The figure for two of the D features, indices ``shown``: 2-D KDEs of the mean draws
+    (n_draws, K, D) over a scatter of the observed data ``y`` (N, D)."""
+    from matplotlib.patches import Patch
+
     fig = _new_figure((7.5, 6.5))
     ax = fig.add_subplot()
     handles = []
     if y is not None:
-        yy = _subsample(y[:, [fi, fj]], max_points)
+        observed = _subsample(y[:, list(shown)], max_points)
         ax.scatter(
-            yy[:, 0],
-            yy[:, 1],
+            observed[:, 0],
+            observed[:, 1],
             s=6,
             color="0.45",
             alpha=0.25,
@@ -373,19 +425,19 @@ def plot_location_kde(
             rasterized=True,
         )
         handles.append(Patch(facecolor="0.45", alpha=0.4, label=f"observed data (n={y.shape[0]})"))
-    for j in range(k):
-        pts = draws[:, j][:, [fi, fj]]
+    for j, (label, color) in enumerate(zip(labels, colors, strict=True)):
+        pts = draws[:, j][:, list(shown)]
         pts = _thin(pts[np.all(np.isfinite(pts), axis=1)], _MAX_KDE_DRAWS)
         if pts.shape[0] == 0:
             continue
-        _kde_2d(ax, pts, colors[j])
-        handles.append(Patch(facecolor=colors[j], alpha=0.75, label=_weight_label(j, weights)))
-    ax.set_xlabel(names[fi])
-    ax.set_ylabel(names[fj])
+        _kde_2d(ax, pts, color)
+        handles.append(Patch(facecolor=color, alpha=0.75, label=label))
+    ax.set_xlabel(names[shown[0]])
+    ax.set_ylabel(names[shown[1]])
     ax.set_title("KDE of location draws")
     ax.grid(True, alpha=0.3)
     ax.legend(handles=handles, loc="best", fontsize="small", framealpha=0.85)
-    return _save(fig, path)
+    return fig
 
 
 # ----------------------------------------------------------------------------------------------
@@ -393,7 +445,9 @@ def plot_location_kde(
 # ----------------------------------------------------------------------------------------------
 
 
-def _trace_dataset(post, var_names: Sequence[str], feat_idx: list[int] | None):
+def _trace_dataset(
+    post: xr.Dataset, var_names: Sequence[str], feat_idx: list[int] | None
+) -> xr.Dataset:
     """One (chain, draw[, component]) variable per row of the trace plot.
 
     Feature dimensions (``feature`` and ``feature_``) are restricted to ``feat_idx`` and split
@@ -413,12 +467,7 @@ def _trace_dataset(post, var_names: Sequence[str], feat_idx: list[int] | None):
         if not feat_dims:
             out[name] = da
             continue
-        labels = []
-        for dim in feat_dims:
-            if dim in da.coords:
-                labels.append([str(v) for v in np.asarray(da.coords[dim].values)])
-            else:
-                labels.append([str(i) for i in range(da.sizes[dim])])
+        labels = [_coordinate_labels(da, dim, "") for dim in feat_dims]
         for combo in itertools.product(*[range(da.sizes[dim]) for dim in feat_dims]):
             if len(combo) == 2 and combo[0] < combo[1]:
                 continue  # matrices are symmetric or lower-triangular: skip the upper triangle
@@ -429,7 +478,7 @@ def _trace_dataset(post, var_names: Sequence[str], feat_idx: list[int] | None):
 
 
 def plot_trace(
-    idata,
+    idata: InferenceData,
     path: str | os.PathLike,
     var_names: Sequence[str] = ("weights", "means"),
     features: Sequence[int | str] = (0, 1),
@@ -456,11 +505,18 @@ def plot_trace(
     pathlib.Path
         ``path``.
     """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # arviz's import-time refactor notice
-        import arviz as az
-
     post = _posterior(idata)
+    var_names = _checked_var_names(post, var_names)
+    rows = _trace_dataset(post, var_names, _trace_features(post, var_names, features))
+    num_components = post.sizes.get("component", 1)
+    fig, axes = _trace_figure(len(rows.data_vars))
+    _draw_traces(rows, axes, _component_colors(max(num_components, 1)), legend=num_components > 1)
+    _keep_first_legend(axes[:, 0])
+    return _save(fig, path)
+
+
+def _checked_var_names(post: xr.Dataset, var_names: Sequence[str] | str) -> list[str]:
+    """``var_names`` as a list, checked to name at least one variable of ``post``."""
     if isinstance(var_names, str):
         var_names = (var_names,)
     var_names = list(var_names)
@@ -471,27 +527,30 @@ def plot_trace(
         raise ValueError(
             f"unknown posterior variable(s) {missing}; available: {sorted(post.data_vars)}"
         )
+    return var_names
 
-    feat_idx = None
+
+def _trace_features(
+    post: xr.Dataset, var_names: list[str], features: Sequence[int | str]
+) -> list[int] | None:
+    """The feature indices the trace keeps: ``features`` validated (in the given order when
+    D > 2, sorted when D = 2); None when no variable has a feature dimension or D = 1."""
     has_feature = any("feature" in post[v].dims or "feature_" in post[v].dims for v in var_names)
-    if has_feature:
-        dim = "feature" if any("feature" in post[v].dims for v in var_names) else "feature_"
-        size = post.sizes[dim]
-        if dim in post.coords:
-            names = [str(v) for v in np.asarray(post.coords[dim].values)]
-        else:
-            names = [f"x{i}" for i in range(size)]
-        if size >= 2:
-            fi, fj = _resolve_features(features, names)
-            feat_idx = [fi, fj] if size > 2 else sorted([fi, fj])
-    ds = _trace_dataset(post, var_names, feat_idx)
+    if not has_feature:
+        return None
+    dim = "feature" if any("feature" in post[v].dims for v in var_names) else "feature_"
+    size = post.sizes[dim]
+    if size < 2:
+        return None
+    fi, fj = _resolve_features(features, _coordinate_labels(post, dim, "x"))
+    return [fi, fj] if size > 2 else sorted([fi, fj])
 
-    k = post.sizes.get("component", 1)
-    colors = _component_colors(max(k, 1))
-    n_rows = len(ds.data_vars)
+
+def _trace_figure(n_rows: int) -> tuple[Figure, np.ndarray]:
+    """A figure with ``n_rows`` x 2 axes (the axes array has that shape) at fixed margins."""
     width, height = 12.0, max(2.2 * n_rows, 3.0)
     # Fixed margins, in inches: the grid is regular, and a constrained layout would cost
-    # a second drawing pass when saving (a third of this figure's time).
+    # a second drawing pass when saving.
     fig = _new_figure((width, height), constrained=False)
     fig.subplots_adjust(
         left=0.15 / width,
@@ -501,27 +560,37 @@ def plot_trace(
         wspace=0.12,
         hspace=0.55 * n_rows / (height - 0.65 - 0.55 * (n_rows - 1)) if n_rows > 1 else 0.0,
     )
-    axes = fig.subplots(n_rows, 2, squeeze=False)
+    return fig, fig.subplots(n_rows, 2, squeeze=False)
+
+
+def _draw_traces(rows: xr.Dataset, axes: np.ndarray, colors: list, legend: bool) -> None:
+    """:func:`arviz.plot_trace` of ``rows`` on ``axes`` (rows, 2), one colour per component."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # arviz's import-time refactor notice
+        import arviz as az
+
     with warnings.catch_warnings():
         # constant rows (e.g. zero off-diagonals) are fine: arviz just draws no density there
         warnings.filterwarnings("ignore", message=".*single value or no finite values.*")
         # arviz 0.23 + matplotlib 3.11 deprecation noise, not actionable here
         warnings.filterwarnings("ignore", message=".*alias_mapping to normalize_kwargs.*")
         az.plot_trace(
-            ds,
+            rows,
             compact=True,
             compact_prop={"color": colors},
             chain_prop={"linestyle": ("solid", "dotted", "dashed", "dashdot")},
-            legend=k > 1,
+            legend=legend,
             axes=axes,
             show=False,
         )
-    # keep one component legend (the first one) so the densities below stay visible
+
+
+def _keep_first_legend(density_axes: np.ndarray) -> None:
+    """Keep one component legend (the first one) so the densities below stay visible."""
     seen = False
-    for ax in axes[:, 0]:
+    for ax in density_axes:
         leg = ax.get_legend()
         if leg is not None:
             if seen:
                 leg.remove()
             seen = True
-    return _save(fig, path)

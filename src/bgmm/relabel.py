@@ -12,8 +12,8 @@ changes.
 
 No Python library ships these for mixtures, so they are written here (numpy + scipy; the
 classification probabilities with the model's JAX likelihood). SciPy is imported when a
-relabelling runs, not with bgmm: it is 0.1 s of a warm ``bgmm demo``'s start, which the
-CLI imports on a background thread instead.
+relabelling runs, not with bgmm, so that importing bgmm stays quick (the CLI imports it on a
+background thread instead).
 All functions use one convention: ``perm[c, s, k]`` is the raw component of draw (c, s) that
 gets label k, and :func:`apply_permutations` relabels any array with the component on axis 2.
 """
@@ -60,10 +60,37 @@ def _kl_costs(
     diff = means[:, None, :, :] - pivot_means[None, :, None, :]  # (M, k, j, D)
     projected = np.einsum("mkjd,mjde->mkje", diff, chol)
     quad = np.sum(projected**2, axis=-1)
-    log_det_draw = 2.0 * np.sum(np.log(np.diagonal(chol, axis1=-2, axis2=-1)), axis=-1)  # (M, K)
-    log_det_pivot = 2.0 * np.sum(np.log(np.diagonal(pivot_chol, axis1=-2, axis2=-1)), axis=-1)
+    log_det_draw = _log_det_precision(chol)  # (M, K)
+    log_det_pivot = _log_det_precision(pivot_chol)  # (K,)
     log_ratio = log_det_pivot[None, :, None] - log_det_draw[:, None, :]
     return 0.5 * (trace + quad - d + log_ratio)
+
+
+def _log_det_precision(chol: np.ndarray) -> np.ndarray:
+    """log det (L L') of lower Cholesky factors ``chol`` (..., D, D), shape (...)."""
+    return 2.0 * np.sum(np.log(np.diagonal(chol, axis1=-2, axis2=-1)), axis=-1)
+
+
+def _hungarian(costs: np.ndarray) -> np.ndarray:
+    """The permutation of least total cost for every draw, by the Hungarian algorithm.
+
+    Parameters
+    ----------
+    costs : array, shape (M, K, K)
+        ``costs[m, k, j]``: the cost of giving label k to component j of draw m.
+
+    Returns
+    -------
+    array of int, shape (M, K)
+        ``perm[m, k]``: the component of draw m that gets label k.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    perms = np.empty(costs.shape[:2], dtype=np.int64)
+    for m, cost in enumerate(costs):
+        rows, cols = linear_sum_assignment(cost)
+        perms[m, rows] = cols
+    return perms
 
 
 def pivot_permutations(means: np.ndarray, chol_precision: np.ndarray, lp: np.ndarray) -> np.ndarray:
@@ -81,18 +108,12 @@ def pivot_permutations(means: np.ndarray, chol_precision: np.ndarray, lp: np.nda
     array of int, shape (C, S, K)
         ``perm[c, s, k]`` is the component of draw (c, s) that gets label k.
     """
-    from scipy.optimize import linear_sum_assignment
-
     c, s, k, d = means.shape
     best = np.unravel_index(np.argmax(lp), lp.shape)
     flat_means = means.reshape(c * s, k, d)
     flat_chol = chol_precision.reshape(c * s, k, d, d)
     costs = _kl_costs(flat_means, flat_chol, means[best], chol_precision[best])
-    perms = np.empty((c * s, k), dtype=np.int64)
-    for m, cost in enumerate(costs):
-        rows, cols = linear_sum_assignment(cost)
-        perms[m, rows] = cols
-    return perms.reshape(c, s, k)
+    return _hungarian(costs).reshape(c, s, k)
 
 
 def apply_permutations(values: np.ndarray, perms: np.ndarray) -> np.ndarray:
@@ -169,8 +190,7 @@ def _per_chain(chain_fn, features, weights, means, chol_precision) -> np.ndarray
 
 def _chain_logits(features: Features, draws: Params) -> jax.Array:
     """log theta_k + log N(y_i | ...) of every draw, shape (S, K, N): one GEMM for all draws
-    (design.md 1.4), 20x faster than the direct form's small per-draw products at the
-    tutorial's size (N = 1000, D = 2, K = 3)."""
+    (docs/design.md section 1.4), rather than the direct form's many small per-draw products."""
     weights = jax.vmap(component_weights, in_axes=(0, None))(draws, features.center)
     return jnp.einsum("skf,nf->skn", weights, features.phi)
 
@@ -239,53 +259,14 @@ def stephens_permutations(
         ``perm[c, s, k]`` is the raw component of draw (c, s) that gets label k, as for
         :func:`pivot_permutations`; relabel with :func:`apply_permutations`.
     """
-    from scipy.optimize import linear_sum_assignment
-    from scipy.special import xlogy
-
     p = np.asarray(responsibilities, dtype=np.float64)
     if p.ndim != 4:
         raise ValueError(f"responsibilities must have shape (C, S, N, K); got {p.shape}")
     c, s, n, k = p.shape
-    m = c * s
-    flat = p.reshape(m, n, k)
-    if initial is None:
-        perms = np.broadcast_to(np.arange(k), (m, k)).copy()
-    else:
-        perms = _check_permutations(initial, (c, s, k)).reshape(m, k).copy()
-    if m == 0 or k == 1:
+    perms = _initial_permutations(initial, (c, s, k))
+    if c * s == 0 or k == 1:
         return perms.reshape(c, s, k)
-    # sum_i p_ij log p_ij (0 log 0 = 0): constant over permutations, kept so cost is a KL.
-    entropy = np.concatenate(
-        [np.sum(xlogy(b, b), axis=1) for b in np.array_split(flat, -(-m // _CHUNK))]
-    )  # (M, K) indexed [m, j]
-    converged = False
-    for _ in range(max_iterations):
-        pi = _one_hot(perms, k)
-        q = np.zeros((n, k))
-        for start in range(0, m, _CHUNK):
-            block = slice(start, start + _CHUNK)
-            q += np.matmul(flat[block], pi[block]).sum(axis=0)  # the einsum "mij,mjk->ik"
-        log_q = np.log(np.maximum(q / m, _TINY))
-        # cost[m, k, j] = entropy[m, j] - sum_i p_mij log q_ik (a batched matmul: the einsum
-        # "mij,ik->mkj" without a (M, N, K) temporary)
-        cross = np.matmul(np.swapaxes(flat, 1, 2), log_q)  # (M, K, K) indexed [m, j, k]
-        cost = entropy[:, None, :] - np.swapaxes(cross, 1, 2)
-        new = np.empty_like(perms)
-        for draw in range(m):
-            rows, cols = linear_sum_assignment(cost[draw])
-            new[draw, rows] = cols
-        # Keep a draw's permutation on exact ties so the iteration cannot cycle between them.
-        same_cost = np.isclose(
-            np.take_along_axis(cost, new[:, :, None], axis=2).sum(axis=(1, 2)),
-            np.take_along_axis(cost, perms[:, :, None], axis=2).sum(axis=(1, 2)),
-            rtol=1e-12,
-            atol=0.0,
-        )
-        new[same_cost] = perms[same_cost]
-        if np.array_equal(new, perms):
-            converged = True
-            break
-        perms = new
+    perms, converged = _stephens_iterations(p.reshape(c * s, n, k), perms, max_iterations)
     if not converged:
         warnings.warn(
             f"Stephens relabelling still changed permutations after {max_iterations} "
@@ -294,3 +275,94 @@ def stephens_permutations(
             stacklevel=2,
         )
     return perms.reshape(c, s, k)
+
+
+def _initial_permutations(initial: np.ndarray | None, shape: tuple[int, int, int]) -> np.ndarray:
+    """The starting permutations, shape (C * S, K): ``initial`` checked, or the identity."""
+    c, s, k = shape
+    if initial is None:
+        return np.broadcast_to(np.arange(k), (c * s, k)).copy()
+    return _check_permutations(initial, shape).reshape(c * s, k).copy()
+
+
+def _stephens_iterations(
+    flat: np.ndarray, perms: np.ndarray, max_iterations: int
+) -> tuple[np.ndarray, bool]:
+    """Alternate the two steps of :func:`stephens_permutations` until no permutation changes.
+
+    Parameters
+    ----------
+    flat : array, shape (M, N, K)
+        The classification probabilities of the M = C * S draws.
+    perms : array of int, shape (M, K)
+        The starting permutations.
+    max_iterations : int
+
+    Returns
+    -------
+    perms : array of int, shape (M, K)
+    converged : bool
+        False when the last step still changed a permutation.
+    """
+    entropy = _entropies(flat)
+    for _ in range(max_iterations):
+        cost = _assignment_costs(flat, entropy, _log_mean_probabilities(flat, perms))
+        new = _keep_tied_permutations(cost, _hungarian(cost), perms)
+        if np.array_equal(new, perms):
+            return perms, True
+        perms = new
+    return perms, False
+
+
+def _entropies(flat: np.ndarray) -> np.ndarray:
+    """sum_i p_mij log p_mij (0 log 0 = 0), shape (M, K) indexed [m, j], for ``flat`` (M, N, K).
+
+    Constant over permutations; kept so that the assignment cost is a Kullback-Leibler
+    divergence.
+    """
+    from scipy.special import xlogy
+
+    m = flat.shape[0]
+    return np.concatenate(
+        [np.sum(xlogy(b, b), axis=1) for b in np.array_split(flat, -(-m // _CHUNK))]
+    )
+
+
+def _log_mean_probabilities(flat: np.ndarray, perms: np.ndarray) -> np.ndarray:
+    """log Q, shape (N, K): Q the mean over draws of ``flat[m][:, perms[m]]``, floored at _TINY.
+
+    ``flat`` (M, N, K), ``perms`` (M, K); summed in blocks of _CHUNK draws.
+    """
+    m, n, k = flat.shape
+    pi = _one_hot(perms, k)
+    q = np.zeros((n, k))
+    for start in range(0, m, _CHUNK):
+        block = slice(start, start + _CHUNK)
+        q += np.matmul(flat[block], pi[block]).sum(axis=0)  # the einsum "mij,mjk->ik"
+    return np.log(np.maximum(q / m, _TINY))
+
+
+def _assignment_costs(flat: np.ndarray, entropy: np.ndarray, log_q: np.ndarray) -> np.ndarray:
+    """cost[m, k, j] = entropy[m, j] - sum_i p_mij log q_ik, shape (M, K, K).
+
+    A batched matmul: the einsum "mij,ik->mkj" without a (M, N, K) temporary.
+    ``flat`` (M, N, K), ``entropy`` (M, K), ``log_q`` (N, K).
+    """
+    cross = np.matmul(np.swapaxes(flat, 1, 2), log_q)  # (M, K, K) indexed [m, j, k]
+    return entropy[:, None, :] - np.swapaxes(cross, 1, 2)
+
+
+def _keep_tied_permutations(cost: np.ndarray, new: np.ndarray, perms: np.ndarray) -> np.ndarray:
+    """``new`` (M, K), except that a draw whose ``perms`` (M, K) costs the same keeps it.
+
+    Keeping a draw's permutation on exact ties means the iteration cannot cycle between them.
+    ``cost`` (M, K, K) as from :func:`_assignment_costs`.
+    """
+    same_cost = np.isclose(_total_cost(cost, new), _total_cost(cost, perms), rtol=1e-12, atol=0.0)
+    new[same_cost] = perms[same_cost]
+    return new
+
+
+def _total_cost(cost: np.ndarray, perms: np.ndarray) -> np.ndarray:
+    """sum_k cost[m, k, perms[m, k]] for every draw m, shape (M,)."""
+    return np.take_along_axis(cost, perms[:, :, None], axis=2).sum(axis=(1, 2))

@@ -7,16 +7,23 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from bgmm.diagnostics import (
+    ESS_LIMIT,
+    RHAT_LIMIT,
     convergence_warnings,
     detect_component_disagreement,
     detect_mode_disagreement,
     invariant_diagnostics,
+    rhat_chains,
 )
+
+if TYPE_CHECKING:
+    import xarray as xr
+    from arviz import InferenceData
 
 __all__ = [
     "build_inference_data",
@@ -29,10 +36,29 @@ __all__ = [
     "to_json",
 ]
 
-RHAT_LIMIT = 1.01
-ESS_LIMIT = 400
-# Parameters whose R-hat and ESS decide convergence (the lower triangle of each L_k).
-DIAGNOSED = ("weights", "means", "chol_precision")
+# Sample statistics copied from the draws when present (``lp_target`` is stored as ``lp``).
+_SAMPLE_STATS = (
+    "acceptance_rate",
+    "step_size",
+    "n_steps",
+    "diverging",
+    "energy",
+    "tree_depth",
+    "data_log_likelihood",
+    "num_occupied",
+    "label_permutation",
+)
+_MATRIX_DIMS = ("component", "feature", "feature_")
+# Dimensions after (chain, draw) of every variable that has any.
+_DIMS = {
+    "weights": ("component",),
+    "means": ("component", "feature"),
+    "chol_precision": _MATRIX_DIMS,
+    "precision": _MATRIX_DIMS,
+    "covariance": _MATRIX_DIMS,
+    "y": ("observation", "feature"),
+    "label_permutation": ("component",),
+}
 
 
 def build_inference_data(
@@ -41,8 +67,8 @@ def build_inference_data(
     feature_names: list[str],
     attrs: dict[str, Any],
     pointwise_log_likelihood: np.ndarray | None = None,
-):
-    """Lay the draws out as design.md section 3.
+) -> InferenceData:
+    """Lay the draws out as docs/design.md section 3.
 
     Parameters
     ----------
@@ -64,40 +90,6 @@ def build_inference_data(
     """
     import arviz as az
 
-    chol = draws["chol_precision"]
-    precision = chol @ np.swapaxes(chol, -1, -2)
-    posterior = {
-        "weights": draws["weights"],
-        "means": draws["means"],
-        "chol_precision": chol,
-        "precision": precision,
-        "covariance": np.linalg.inv(precision),
-        "lp": draws["lp"],
-    }
-    stat_names = (
-        "acceptance_rate",
-        "step_size",
-        "n_steps",
-        "diverging",
-        "energy",
-        "tree_depth",
-        "data_log_likelihood",
-        "num_occupied",
-        "label_permutation",
-    )
-    sample_stats = {name: draws[name] for name in stat_names if name in draws}
-    if "lp_target" in draws:
-        sample_stats["lp"] = draws["lp_target"]
-    matrix_dims = ["component", "feature", "feature_"]
-    dims = {
-        "weights": ["component"],
-        "means": ["component", "feature"],
-        "chol_precision": matrix_dims,
-        "precision": matrix_dims,
-        "covariance": matrix_dims,
-        "y": ["observation", "feature"],
-        "label_permutation": ["component"],
-    }
     coords = {
         "component": np.arange(draws["weights"].shape[-1]),
         "feature": list(feature_names),
@@ -108,19 +100,42 @@ def build_inference_data(
     if pointwise_log_likelihood is not None:
         log_likelihood = {"y": pointwise_log_likelihood}
     idata = az.from_dict(
-        posterior=posterior,
-        sample_stats=sample_stats,
+        posterior=_posterior_variables(draws),
+        sample_stats=_sample_stats(draws),
         observed_data={"y": np.asarray(data)},
         log_likelihood=log_likelihood,
         coords=coords,
-        dims=dims,
+        dims={name: list(dims) for name, dims in _DIMS.items()},
     )
     for group in idata.groups():
         idata[group].attrs.update(attrs)
     return idata
 
 
-def inference_data_bytes(idata) -> bytes:
+def _posterior_variables(draws: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The posterior group: the draws' parameters and ``lp``, with the precision L L' and the
+    covariance (L L')^-1 (C, S, K, D, D) worked out from the Cholesky factors."""
+    chol = draws["chol_precision"]
+    precision = chol @ np.swapaxes(chol, -1, -2)
+    return {
+        "weights": draws["weights"],
+        "means": draws["means"],
+        "chol_precision": chol,
+        "precision": precision,
+        "covariance": np.linalg.inv(precision),
+        "lp": draws["lp"],
+    }
+
+
+def _sample_stats(draws: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The sample_stats group: the statistics present in ``draws``, ``lp_target`` as ``lp``."""
+    sample_stats = {name: draws[name] for name in _SAMPLE_STATS if name in draws}
+    if "lp_target" in draws:
+        sample_stats["lp"] = draws["lp_target"]
+    return sample_stats
+
+
+def inference_data_bytes(idata: InferenceData) -> bytes:
     """The NetCDF-4 (HDF5) file of ``idata``, in memory, as ArviZ's ``to_netcdf`` writes it.
 
     Every group goes through xarray and h5netcdf into one in-memory buffer, compressed with
@@ -157,7 +172,7 @@ def inference_data_bytes(idata) -> bytes:
     return buffer.getvalue()
 
 
-def save_inference_data(idata, path: str | os.PathLike) -> Path:
+def save_inference_data(idata: InferenceData, path: str | os.PathLike) -> Path:
     """Write NetCDF atomically: a crash, a full disk or bad input never leaves a half-written
     file. The bytes are made in memory (:func:`inference_data_bytes`) and written with plain
     file I/O.
@@ -186,7 +201,7 @@ def save_inference_data(idata, path: str | os.PathLike) -> Path:
     return path
 
 
-def load_inference_data(path: str | os.PathLike):
+def load_inference_data(path: str | os.PathLike) -> InferenceData:
     """Read a ``posterior.nc`` written by :func:`save_inference_data`."""
     import arviz as az
 
@@ -201,7 +216,7 @@ _POSTERIOR_DIMS = {
 }
 
 
-def check_inference_data(idata) -> None:
+def check_inference_data(idata: InferenceData) -> None:
     """Check that ``idata`` has what :func:`summarize` reads, as bgmm writes it.
 
     Parameters
@@ -220,7 +235,13 @@ def check_inference_data(idata) -> None:
     for group in ("posterior", "sample_stats"):
         if group not in groups:
             raise ValueError(f"no {group!r} group")
-    posterior = idata.posterior
+    sizes = _posterior_sizes(idata.posterior)
+    _check_sample_stats(idata.sample_stats, sizes["chain"], sizes["draw"])
+
+
+def _posterior_sizes(posterior: xr.Dataset) -> dict[str, int]:
+    """The size of every posterior dimension, checked: the variables :func:`summarize` reads
+    are there, numeric, agree on sizes and hold enough draws to summarise."""
     sizes: dict[str, int] = {}
     for var, dims in _POSTERIOR_DIMS.items():
         if var not in posterior:
@@ -245,28 +266,31 @@ def check_inference_data(idata) -> None:
             f"{sizes['component']} components and {sizes['feature']} features; summaries need "
             "at least 1 chain, 2 draws, 1 component and 1 feature"
         )
-    stats = idata.sample_stats
+    return sizes
+
+
+def _check_sample_stats(stats: xr.Dataset, num_chains: int, num_draws: int) -> None:
+    """Every sample statistic is numeric and laid out as (chain, draw, ...) like the posterior."""
     for var in stats.data_vars:
         values = stats[var]
         if tuple(values.dims[:2]) != ("chain", "draw") or values.shape[:2] != (
-            sizes["chain"],
-            sizes["draw"],
+            num_chains,
+            num_draws,
         ):
             raise ValueError(
-                f"sample_stats {var!r} is not laid out as ({sizes['chain']} chains, "
-                f"{sizes['draw']} draws, ...)"
+                f"sample_stats {var!r} is not laid out as ({num_chains} chains, "
+                f"{num_draws} draws, ...)"
             )
         if values.dtype.kind not in "biuf":
             raise ValueError(f"sample_stats {var!r} holds {values.dtype}, not numbers")
 
 
-def _lower_triangle_names(var: str, component: int, features: list[str]) -> list[tuple]:
-    d = len(features)
-    return [(var, component, i, j) for i in range(d) for j in range(i + 1)]
+def _flat_parameters(posterior: xr.Dataset) -> tuple[np.ndarray, list[str]]:
+    """The diagnosed parameters, shape (C, S, P), and their P display names.
 
-
-def _flat_parameters(posterior) -> tuple[np.ndarray, list[str]]:
-    """(chain, draw, P) array of the diagnosed parameters and their display names."""
+    P = K weights, K * D means and the K * D (D + 1) / 2 entries of the lower triangle of each
+    Cholesky factor L_k, in that order.
+    """
     features = [str(f) for f in posterior["feature"].values]
     columns, names = [], []
     weights = posterior["weights"].values
@@ -281,9 +305,10 @@ def _flat_parameters(posterior) -> tuple[np.ndarray, list[str]]:
             names.append(f"means[{c}, {f}]")
     chol = posterior["chol_precision"].values
     for c in range(k):
-        for _, _, i, j in _lower_triangle_names("chol_precision", c, features):
-            columns.append(chol[..., c, i, j])
-            names.append(f"chol_precision[{c}, {features[i]}, {features[j]}]")
+        for i in range(len(features)):
+            for j in range(i + 1):
+                columns.append(chol[..., c, i, j])
+                names.append(f"chol_precision[{c}, {features[i]}, {features[j]}]")
     return np.stack(columns, axis=-1), names
 
 
@@ -296,7 +321,7 @@ def _finite_extreme(fn, values: np.ndarray) -> float:
 INVARIANT_QUANTITIES = ("lp", "data_log_likelihood", "num_occupied")
 
 
-def _label_invariant_checks(stats, warnings: list[str]) -> tuple[dict, dict]:
+def _label_invariant_checks(stats: xr.Dataset, warnings: list[str]) -> tuple[dict, dict]:
     """R-hat/ESS of quantities no relabelling changes, and chains in different modes."""
     quantities = {
         name: np.asarray(stats[name].values, dtype=np.float64)
@@ -317,14 +342,20 @@ def _label_invariant_checks(stats, warnings: list[str]) -> tuple[dict, dict]:
     return invariant, modes
 
 
-def summarize(idata) -> dict[str, Any]:
+def summarize(idata: InferenceData) -> dict[str, Any]:
     """Posterior means and sds, R-hat, bulk and tail ESS, divergences and warnings.
+
+    Parameters
+    ----------
+    idata : arviz.InferenceData
+        As :func:`build_inference_data` lays it out (:func:`check_inference_data`).
 
     Returns
     -------
     dict
-        JSON-ready: ``weights_mean`` (K), ``means_mean`` (K x D), ``chol_precision_mean``
-        (K x D x D), ``covariance_mean`` (K x D x D) and their ``*_sd``, ``acceptance_rate``,
+        JSON-ready: ``num_chains``, ``num_draws``, ``weights_mean`` and ``weights_sd`` (K),
+        ``means_mean`` and ``means_sd`` (K x D), ``chol_precision_mean`` (K x D x D),
+        ``covariance_mean`` and ``covariance_sd`` (K x D x D), ``acceptance_rate``,
         ``rhat_max``, ``ess_bulk_min``, ``ess_tail_min``, ``divergences``,
         ``invariant_diagnostics`` (R-hat, ESS, mean and sd of the log density, the data
         log-likelihood and the number of occupied components, computed on the draws as
@@ -332,40 +363,14 @@ def summarize(idata) -> dict[str, Any]:
         ``chains_in_other_modes`` and ``chains_disagreeing_components`` (chain indices),
         ``parameters`` (one row per diagnosed scalar) and ``warnings`` (one line each).
     """
-    import arviz as az
-    import xarray as xr
-
     posterior = idata.posterior
     stats = idata.sample_stats
-    num_chains = posterior.sizes["chain"]
-    num_draws = posterior.sizes["draw"]
     flat, names = _flat_parameters(posterior)
-    dataset = xr.Dataset({"theta": (("chain", "draw", "param"), flat)})
-    halves = flat
-    if num_chains == 1:
-        # ArviZ needs two chains for R-hat; one chain's halves give its split R-hat.
-        half = num_draws // 2
-        halves = np.stack([flat[0, :half], flat[0, half : 2 * half]])
-    # Constant parameters (the weight when K = 1) give 0/0 inside ArviZ: NaN, not a warning.
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rhat = az.rhat(xr.Dataset({"theta": (("chain", "draw", "param"), halves)}))
-        rhat = rhat["theta"].values
-        ess_bulk = az.ess(dataset, method="bulk")["theta"].values
-        ess_tail = az.ess(dataset, method="tail")["theta"].values
-        mcse = az.mcse(dataset)["theta"].values
-    means_flat = flat.mean(axis=(0, 1))
-    sds_flat = flat.std(axis=(0, 1), ddof=1) if num_chains * num_draws > 1 else np.zeros(len(names))
-
-    def moment(var, fn):
-        return fn(posterior[var].values, axis=(0, 1)).tolist()
-
+    rhat, ess_bulk, ess_tail, mcse = _convergence_statistics(flat)
     divergences = int(np.sum(stats["diverging"].values)) if "diverging" in stats else 0
     acceptance = (
         float(np.mean(stats["acceptance_rate"].values)) if "acceptance_rate" in stats else None
     )
-    rhat_max = _finite_extreme(np.max, rhat)
-    ess_bulk_min = _finite_extreme(np.min, ess_bulk)
-    ess_tail_min = _finite_extreme(np.min, ess_tail)
     warnings = convergence_warnings(
         names, flat, rhat, ess_bulk, ess_tail, rhat_limit=RHAT_LIMIT, ess_limit=ESS_LIMIT
     )
@@ -375,19 +380,51 @@ def summarize(idata) -> dict[str, Any]:
             "raise --warmup or lower the step size"
         )
     invariant, modes = _label_invariant_checks(stats, warnings)
-    disagreeing = []
-    if num_chains > 1:
-        disagreeing = detect_component_disagreement(posterior["means"].values)
-        if disagreeing and not modes["chains_in_other_modes"]:
-            warnings.append(
-                f"chains {', '.join(map(str, disagreeing))} describe the components differently "
-                "from the other chains even after relabelling: a different clustering of the "
-                "data; compare the chains (bgmm summary --json) before trusting the means"
-            )
+    disagreeing = _component_disagreement(posterior, modes, warnings)
     return {
-        "num_chains": int(num_chains),
-        "num_draws": int(num_draws),
+        "num_chains": int(posterior.sizes["chain"]),
+        "num_draws": int(posterior.sizes["draw"]),
         "acceptance_rate": acceptance,
+        **_posterior_moments(posterior),
+        "rhat_max": _finite_extreme(np.max, rhat),
+        "ess_bulk_min": _finite_extreme(np.min, ess_bulk),
+        "ess_tail_min": _finite_extreme(np.min, ess_tail),
+        "divergences": divergences,
+        "invariant_diagnostics": invariant,
+        "chain_lp_means": modes["chain_lp_means"],
+        "chains_in_other_modes": modes["chains_in_other_modes"],
+        "chains_disagreeing_components": disagreeing,
+        "parameters": _parameter_rows(names, flat, mcse, ess_bulk, ess_tail, rhat),
+        "warnings": warnings,
+    }
+
+
+def _convergence_statistics(flat: np.ndarray) -> tuple[np.ndarray, ...]:
+    """ArviZ's R-hat, bulk ESS, tail ESS and MCSE of every scalar of ``flat`` (C, S, P).
+
+    Returns four arrays of shape (P,). With one chain, R-hat is that chain's split R-hat.
+    """
+    import arviz as az
+    import xarray as xr
+
+    dims = ("chain", "draw", "param")
+    dataset = xr.Dataset({"theta": (dims, flat)})
+    # Constant parameters (the weight when K = 1) give 0/0 inside ArviZ: NaN, not a warning.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rhat = az.rhat(xr.Dataset({"theta": (dims, rhat_chains(flat))}))["theta"].values
+        ess_bulk = az.ess(dataset, method="bulk")["theta"].values
+        ess_tail = az.ess(dataset, method="tail")["theta"].values
+        mcse = az.mcse(dataset)["theta"].values
+    return rhat, ess_bulk, ess_tail, mcse
+
+
+def _posterior_moments(posterior: xr.Dataset) -> dict[str, list]:
+    """Posterior means and sds over chains and draws, as nested lists (K), (K, D), (K, D, D)."""
+
+    def moment(var: str, fn) -> list:
+        return fn(posterior[var].values, axis=(0, 1)).tolist()
+
+    return {
         "weights_mean": moment("weights", np.mean),
         "weights_sd": moment("weights", np.std),
         "means_mean": moment("means", np.mean),
@@ -395,30 +432,53 @@ def summarize(idata) -> dict[str, Any]:
         "chol_precision_mean": moment("chol_precision", np.mean),
         "covariance_mean": moment("covariance", np.mean),
         "covariance_sd": moment("covariance", np.std),
-        "rhat_max": rhat_max,
-        "ess_bulk_min": ess_bulk_min,
-        "ess_tail_min": ess_tail_min,
-        "divergences": divergences,
-        "invariant_diagnostics": invariant,
-        "chain_lp_means": modes["chain_lp_means"],
-        "chains_in_other_modes": modes["chains_in_other_modes"],
-        "chains_disagreeing_components": disagreeing,
-        "parameters": [
-            {
-                "name": n,
-                "mean": float(m),
-                "sd": float(s),
-                "mcse": float(e),
-                "ess_bulk": float(b),
-                "ess_tail": float(t),
-                "r_hat": float(r),
-            }
-            for n, m, s, e, b, t, r in zip(
-                names, means_flat, sds_flat, mcse, ess_bulk, ess_tail, rhat, strict=True
-            )
-        ],
-        "warnings": warnings,
     }
+
+
+def _component_disagreement(
+    posterior: xr.Dataset, modes: dict[str, Any], warnings: list[str]
+) -> list[int]:
+    """Chains whose relabelled means disagree with the others'; warns unless they are already
+    reported in another mode (``modes`` from :func:`detect_mode_disagreement`)."""
+    if posterior.sizes["chain"] <= 1:
+        return []
+    disagreeing = detect_component_disagreement(posterior["means"].values)
+    if disagreeing and not modes["chains_in_other_modes"]:
+        warnings.append(
+            f"chains {', '.join(map(str, disagreeing))} describe the components differently "
+            "from the other chains even after relabelling: a different clustering of the "
+            "data; compare the chains (bgmm summary --json) before trusting the means"
+        )
+    return disagreeing
+
+
+def _parameter_rows(
+    names: list[str],
+    flat: np.ndarray,
+    mcse: np.ndarray,
+    ess_bulk: np.ndarray,
+    ess_tail: np.ndarray,
+    rhat: np.ndarray,
+) -> list[dict[str, Any]]:
+    """One row per diagnosed scalar: its mean, sd, MCSE, ESS and R-hat; ``flat`` (C, S, P),
+    the statistics (P,)."""
+    num_chains, num_draws = flat.shape[:2]
+    means = flat.mean(axis=(0, 1))
+    sds = flat.std(axis=(0, 1), ddof=1) if num_chains * num_draws > 1 else np.zeros(len(names))
+    return [
+        {
+            "name": n,
+            "mean": float(m),
+            "sd": float(s),
+            "mcse": float(e),
+            "ess_bulk": float(b),
+            "ess_tail": float(t),
+            "r_hat": float(r),
+        }
+        for n, m, s, e, b, t, r in zip(
+            names, means, sds, mcse, ess_bulk, ess_tail, rhat, strict=True
+        )
+    ]
 
 
 def _fmt(values, digits: int = 4) -> str:
@@ -437,28 +497,9 @@ def format_summary(summary: dict[str, Any], settings: dict[str, Any] | None = No
     lines.append(f"avg chol(precision):\n{_fmt(summary['chol_precision_mean'])}")
     lines.append(f"avg covariance:\n{_fmt(summary['covariance_mean'])}")
     lines.append("")
-    width = max(len(p["name"]) for p in summary["parameters"])
-    lines.append(
-        f"{'parameter':<{width}} {'mean':>9} {'sd':>8} {'mcse':>8} "
-        f"{'ess_bulk':>9} {'ess_tail':>9} {'r_hat':>6}"
-    )
-    for p in summary["parameters"]:
-        lines.append(
-            f"{p['name']:<{width}} {p['mean']:>9.4f} {p['sd']:>8.4f} {p['mcse']:>8.4f} "
-            f"{p['ess_bulk']:>9.0f} {p['ess_tail']:>9.0f} {p['r_hat']:>6.3f}"
-        )
+    lines += _parameter_table(summary["parameters"])
     lines.append("")
-    invariant = summary.get("invariant_diagnostics") or {}
-    if invariant:
-        lines.append("label-invariant (before relabelling):")
-        for name, row in invariant.items():
-            if row["constant"]:
-                lines.append(f"  {name}: constant at {row['mean']:.4g}")
-            else:
-                lines.append(
-                    f"  {name}: mean {row['mean']:.4g}, sd {row['sd']:.3g}, "
-                    f"R-hat {row['rhat']:.3f}, bulk ESS {row['ess_bulk']:.0f}"
-                )
+    lines += _invariant_lines(summary.get("invariant_diagnostics") or {})
     lines.append(
         f"chains: {summary['num_chains']}, draws per chain: {summary['num_draws']}, "
         f"R-hat max: {summary['rhat_max']:.3f}, bulk ESS min: {summary['ess_bulk_min']:.0f}, "
@@ -467,6 +508,37 @@ def format_summary(summary: dict[str, Any], settings: dict[str, Any] | None = No
     for warning in summary["warnings"]:
         lines.append(f"warning: {warning}")
     return "\n".join(lines)
+
+
+def _parameter_table(parameters: list[dict[str, Any]]) -> list[str]:
+    """The diagnostics table: a header, then one line per row of ``summary["parameters"]``."""
+    width = max(len(p["name"]) for p in parameters)
+    lines = [
+        f"{'parameter':<{width}} {'mean':>9} {'sd':>8} {'mcse':>8} "
+        f"{'ess_bulk':>9} {'ess_tail':>9} {'r_hat':>6}"
+    ]
+    for p in parameters:
+        lines.append(
+            f"{p['name']:<{width}} {p['mean']:>9.4f} {p['sd']:>8.4f} {p['mcse']:>8.4f} "
+            f"{p['ess_bulk']:>9.0f} {p['ess_tail']:>9.0f} {p['r_hat']:>6.3f}"
+        )
+    return lines
+
+
+def _invariant_lines(invariant: dict[str, dict[str, Any]]) -> list[str]:
+    """The label-invariant section (none when there are no such quantities)."""
+    if not invariant:
+        return []
+    lines = ["label-invariant (before relabelling):"]
+    for name, row in invariant.items():
+        if row["constant"]:
+            lines.append(f"  {name}: constant at {row['mean']:.4g}")
+        else:
+            lines.append(
+                f"  {name}: mean {row['mean']:.4g}, sd {row['sd']:.3g}, "
+                f"R-hat {row['rhat']:.3f}, bulk ESS {row['ess_bulk']:.0f}"
+            )
+    return lines
 
 
 def to_json(record: dict[str, Any]) -> str:

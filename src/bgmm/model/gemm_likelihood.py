@@ -1,4 +1,4 @@
-"""The mixture log-likelihood as two matrix products (design.md section 1.4).
+"""The mixture log-likelihood as two matrix products (docs/design.md section 1.4).
 
 With features phi_i = [1, y_i, y_ij y_il (j <= l)] every log joint a_ik is linear in a
 per-component weight vector w_k built from (theta_k, mu_k, L_k):
@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import logsumexp
 
+from bgmm.model.normal import LOG_2PI, log_det_cholesky
 from bgmm.model.transforms import Params
 
 __all__ = [
@@ -35,8 +36,6 @@ __all__ = [
     "make_features",
     "num_features_of",
 ]
-
-_LOG_2PI = 1.8378770664093453
 
 
 class Features(NamedTuple):
@@ -96,9 +95,9 @@ def component_weights(params: Params, center: jax.Array) -> jax.Array:
     precision = chol @ jnp.swapaxes(chol, -1, -2)
     mu = params.means - center
     p_mu = jnp.einsum("kde,ke->kd", precision, mu)
-    log_det = jnp.sum(jnp.log(jnp.diagonal(chol, axis1=-2, axis2=-1)), axis=-1)
+    log_det = log_det_cholesky(chol)
     const = (
-        jnp.log(params.weights) + log_det - 0.5 * d * _LOG_2PI - 0.5 * jnp.sum(mu * p_mu, axis=-1)
+        jnp.log(params.weights) + log_det - 0.5 * d * LOG_2PI - 0.5 * jnp.sum(mu * p_mu, axis=-1)
     )
     rows, cols = np.triu_indices(d)
     # y' P y = sum_j P_jj y_j^2 + 2 sum_{j<l} P_jl y_j y_l
@@ -107,9 +106,8 @@ def component_weights(params: Params, center: jax.Array) -> jax.Array:
 
 
 # Up to this many logits (N K), they are laid out K x N (one row per component) rather than
-# N x K: XLA's CPU code runs the softmax and the second GEMM 1.2x to 1.9x faster that way
-# while the N x K intermediates stay in cache, and 1.1x to 2.2x slower once they do not
-# (measured at N = 10^3 .. 10^6, K = 3 .. 16, on a 2-core AMD EPYC; docs/benchmarks.md).
+# N x K: XLA's CPU code runs the softmax and the second GEMM faster that way while the
+# intermediates stay in cache, and slower once they do not (docs/benchmarks.md).
 SMALL_LOGITS = 2**14
 
 
@@ -150,10 +148,9 @@ def _sum_of_logs(totals: jax.Array, num_components: int) -> jax.Array:
 
     Each total is a sum of K exps whose largest is exp(0) = 1, so it lies in [1, K] and a
     product of B of them in [1, K^B]: B keeps that within half the dtype's exponent range
-    (and at most 64, so rounding stays at the level of the sum itself). At the tutorial's
-    size the value then costs 1.0 instead of 3.2 microseconds on top of the gradient's 6.8
-    (docs/benchmarks.md); NUTS pays it at every leapfrog step (about 10 % of its time
-    there), HMC once per transition.
+    (and at most 64, so rounding stays at the level of the sum itself). The logs are a large
+    part of the value's cost at small N, and NUTS pays it at every leapfrog step
+    (docs/benchmarks.md).
     """
     totals = totals.reshape(-1)
     bits_per_total = max(math.log2(num_components), 1.0)

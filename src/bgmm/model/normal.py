@@ -3,7 +3,7 @@
     log N(y | mu, (L L')^{-1}) = sum_j log L_jj - (D/2) log(2 pi) - 0.5 ||L'(y - mu)||^2
 
 The density needs matrix products only; a draw needs one triangular solve
-(design.md section 1.1).
+(docs/design.md section 1.1).
 """
 
 from __future__ import annotations
@@ -12,9 +12,29 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.linalg import solve_triangular
 
-__all__ = ["mvn_chol_precision_log_prob", "mvn_chol_precision_sample"]
+__all__ = [
+    "LOG_2PI",
+    "log_det_cholesky",
+    "mvn_chol_precision_log_prob",
+    "mvn_chol_precision_sample",
+]
 
-_LOG_2PI = 1.8378770664093453
+LOG_2PI = 1.8378770664093453  # log(2 pi)
+
+
+def log_det_cholesky(chol: jax.Array) -> jax.Array:
+    """log det L = sum_j log L_jj of lower-triangular factors with positive diagonal.
+
+    Parameters
+    ----------
+    chol : array, shape (..., D, D)
+
+    Returns
+    -------
+    array, shape (...)
+        Half the log determinant of the precision L L'.
+    """
+    return jnp.sum(jnp.log(jnp.diagonal(chol, axis1=-2, axis2=-1)), axis=-1)
 
 
 def mvn_chol_precision_log_prob(
@@ -36,8 +56,8 @@ def mvn_chol_precision_log_prob(
     d = y.shape[-1]
     # (y - mu)' L is the row vector L'(y - mu): a product, never a solve.
     z = jnp.einsum("...i,...ij->...j", y - loc, chol_precision)
-    log_det = jnp.sum(jnp.log(jnp.diagonal(chol_precision, axis1=-2, axis2=-1)), axis=-1)
-    return log_det - 0.5 * d * _LOG_2PI - 0.5 * jnp.sum(z * z, axis=-1)
+    log_det = log_det_cholesky(chol_precision)
+    return log_det - 0.5 * d * LOG_2PI - 0.5 * jnp.sum(z * z, axis=-1)
 
 
 def mvn_chol_precision_sample(
