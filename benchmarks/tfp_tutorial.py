@@ -29,6 +29,8 @@ import os
 import sys
 import time
 
+import numpy as np
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # no oneDNN/CUDA chatter on stderr
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # the comparison is on the CPU
 
@@ -40,16 +42,41 @@ def _tfp():
     return tf, tfp
 
 
-def build(num_samples: int = 1000):
-    """The tutorial's model, data and initial state (verbatim up to formatting)."""
-    import logging
+# The tutorial's sizes and dtype.
+DTYPE = np.float64
+DIMS = 2
+COMPONENTS = 3
 
-    import numpy as np
+
+def build(num_samples: int = 1000):
+    """The tutorial's model, data and initial state (verbatim up to formatting).
+
+    Returns
+    -------
+    tuple
+        The observations, the unnormalized posterior log density (a function of the three
+        parameters), the initial state and the unconstraining bijectors.
+    """
+    import logging
 
     # TFP warns (on the root logger) that the tutorial's subclass inherits
     # _parameter_properties; harmless here, and it is the tutorial's code.
     logging.getLogger().setLevel(logging.ERROR)
 
+    bgmm = joint_distribution(num_samples)  # the tutorial's name for its model
+
+    def joint_log_prob(observations, mix_probs, loc, chol_precision):
+        return bgmm.log_prob(mix_probs=mix_probs, loc=loc, precision=chol_precision, s=observations)
+
+    observations = draw_observations(num_samples)
+    unnormalized_posterior_log_prob = functools.partial(joint_log_prob, observations)
+    initial_state = make_initial_state()
+    unconstraining_bijectors = make_unconstraining_bijectors()
+    return observations, unnormalized_posterior_log_prob, initial_state, unconstraining_bijectors
+
+
+def mvn_chol_precision_tril_class():
+    """The tutorial's ``MVNCholPrecisionTriL`` distribution class."""
     tf, tfp = _tfp()
     tfd = tfp.distributions
     tfb = tfp.bijectors
@@ -74,10 +101,18 @@ def build(num_samples: int = 1000):
                 name=name,
             )
 
-    dtype = np.float64
-    dims = 2
-    components = 3
-    bgmm = tfd.JointDistributionNamed(
+    return MVNCholPrecisionTriL
+
+
+def joint_distribution(num_samples: int):
+    """The tutorial's ``JointDistributionNamed`` (the tutorial calls it ``bgmm``)."""
+    tf, tfp = _tfp()
+    tfd = tfp.distributions
+    MVNCholPrecisionTriL = mvn_chol_precision_tril_class()
+    dtype = DTYPE
+    dims = DIMS
+    components = COMPONENTS
+    return tfd.JointDistributionNamed(
         dict(
             mix_probs=tfd.Dirichlet(concentration=np.ones(components, dtype) / 10.0),
             loc=tfd.Independent(
@@ -109,26 +144,37 @@ def build(num_samples: int = 1000):
         )
     )
 
-    def joint_log_prob(observations, mix_probs, loc, chol_precision):
-        return bgmm.log_prob(mix_probs=mix_probs, loc=loc, precision=chol_precision, s=observations)
 
+def draw_observations(num_samples: int):
+    """The tutorial's data: RandomState(43), three unit-variance clusters."""
+    dtype = DTYPE
     true_loc = np.array([[-2.0, -2], [0, 0], [2, 2]], dtype)
     random = np.random.RandomState(seed=43)
-    true_hidden_component = random.randint(0, components, num_samples)
-    observations = true_loc[true_hidden_component] + random.randn(num_samples, dims).astype(dtype)
+    true_hidden_component = random.randint(0, COMPONENTS, num_samples)
+    return true_loc[true_hidden_component] + random.randn(num_samples, DIMS).astype(dtype)
 
-    unnormalized_posterior_log_prob = functools.partial(joint_log_prob, observations)
-    initial_state = [
+
+def make_initial_state():
+    """The tutorial's start: equal weights, the true locations, identity precisions."""
+    tf, _ = _tfp()
+    dtype = DTYPE
+    components = COMPONENTS
+    return [
         tf.fill([components], value=np.array(1.0 / components, dtype), name="mix_probs"),
         tf.constant(np.array([[-2.0, -2], [0, 0], [2, 2]], dtype), name="loc"),
-        tf.linalg.eye(dims, batch_shape=[components], dtype=dtype, name="chol_precision"),
+        tf.linalg.eye(DIMS, batch_shape=[components], dtype=dtype, name="chol_precision"),
     ]
-    unconstraining_bijectors = [
+
+
+def make_unconstraining_bijectors():
+    """The tutorial's bijectors from unconstrained space to the three parameters."""
+    _, tfp = _tfp()
+    tfb = tfp.bijectors
+    return [
         tfb.SoftmaxCentered(),
         tfb.Identity(),
         tfb.Chain([tfb.TransformDiagonal(tfb.Softplus()), tfb.FillTriangular()]),
     ]
-    return observations, unnormalized_posterior_log_prob, initial_state, unconstraining_bijectors
 
 
 def make_sampler(num_results: int = 2000, num_burnin_steps: int = 500):
@@ -161,7 +207,6 @@ def make_sampler(num_results: int = 2000, num_burnin_steps: int = 500):
 def diagnostics(mix_probs, loc, chol_precision) -> dict:
     """Min bulk ESS and max R-hat over the same scalars as bgmm's summary, one chain."""
     import arviz as az
-    import numpy as np
     import xarray as xr
 
     k, d = loc.shape[1], loc.shape[2]
@@ -185,8 +230,6 @@ def run(num_results: int = 2000, num_burnin_steps: int = 500, repeats: int = 1) 
     Sampling seconds, min bulk ESS and ESS/s are medians over the timed runs; end to end
     is setup + the first call (compile + run), with the first call's ESS.
     """
-    import numpy as np
-
     tf, tfp = _tfp()
     start = time.perf_counter()
     sample = make_sampler(num_results, num_burnin_steps)

@@ -9,8 +9,8 @@
 
 A fresh process per configuration keeps compile times honest (nothing compiled earlier in
 the same process is reused). The persistent compilation cache is never enabled here (only
-the CLI enables it, and run.py strips BGMM_CACHE_DIR and turns the cache off by
-environment).
+the CLI enables it, and ``harness.child_env`` strips BGMM_CACHE_DIR and turns the cache
+off by environment).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ CONFIGS: dict[str, tuple[str, dict]] = {
     # its rule over 400 of 500 burn-in steps, 2000 draws, the tutorial's density.
     "hmc-tutorial": ("tutorial", {}),
     "hmc-tutorial-4ch": ("tutorial", {"num_chains": 4}),
-    # bgmm demo's default: 4 chains, windowed adaptation, jittered path of 32 steps on average.
+    # bgmm demo's default: 4 chains, windowed adaptation, jittered paths.
     "hmc": ("correct", {}),
     "nuts": ("correct", {"sampler": "nuts"}),
     "gibbs": ("correct", {"sampler": "gibbs"}),
@@ -126,66 +126,83 @@ def run_profile(iterations: int) -> dict:
     """
     import jax
     import jax.numpy as jnp
-    import numpy as np
 
     jax.config.update("jax_enable_x64", True)  # the tutorial's float64, for this host
-    from bgmm.inference import prepare_data
-    from bgmm.model import (
-        Params,
-        make_logdensity,
-        to_constrained,
-        to_unconstrained,
-        tutorial_priors,
-    )
-    from bgmm.model.gemm_likelihood import gemm_log_likelihood
-    from bgmm.samplers.hmc import Tuning, build_hmc_step, init_hmc
+    from bgmm.model import Params, to_unconstrained, tutorial_priors
     from bgmm.tutorial import tutorial_data, tutorial_start
 
     data = tutorial_data()
     priors = tutorial_priors(2)
     position = to_unconstrained(Params(*(jnp.asarray(a) for a in tutorial_start())))
     out = {"iterations": iterations, "N": 1000, "D": 2, "K": 3, "dtype": "float64"}
-    for form in ("gemm", "direct"):
-        model_data = prepare_data(data, jnp.float64, form)
+    out.update(_gradient_costs(data, priors, position, iterations))
+    per_transition = _transition_cost(data, priors, position, max(iterations // 5, 1))
+    out["transition_seconds"] = per_transition
+    out["leapfrog_seconds_in_kernel"] = per_transition / 5
+    out["num_devices"] = jax.local_device_count()
+    return out
 
-        def grad_body(pos, model_data=model_data):
-            _, g = jax.value_and_grad(make_logdensity(model_data, priors, "tutorial"))(pos)
-            # Feed the gradient back (scaled to nothing) so the loop cannot hoist the call.
-            return jax.tree.map(lambda p, q: p + 1e-30 * q, pos, g)
 
-        out[f"grad_seconds_{form}"] = _in_loop_seconds(grad_body, position, iterations)
+def _gradient_costs(data, priors, position, iterations: int) -> dict:
+    """Seconds per value_and_grad of the target (both forms) and of its parts, in-loop."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
 
-    # The parts of the GEMM-form gradient: prior + Jacobians alone (no data), likelihood alone.
-    no_data = prepare_data(np.zeros((0, 2)), jnp.float64, "gemm")
+    from bgmm.inference import prepare_data
+    from bgmm.model import make_logdensity, to_constrained
+    from bgmm.model.gemm_likelihood import gemm_log_likelihood
 
-    def prior_body(pos):
-        _, g = jax.value_and_grad(make_logdensity(no_data, priors, "tutorial"))(pos)
+    def feed_back(pos, g):
+        # The gradient goes back into the carry (scaled to nothing) so that the loop cannot
+        # hoist the call.
         return jax.tree.map(lambda p, q: p + 1e-30 * q, pos, g)
 
-    out["grad_seconds_prior_only"] = _in_loop_seconds(prior_body, position, iterations)
+    def target_body(model_data):
+        def body(pos):
+            _, g = jax.value_and_grad(make_logdensity(model_data, priors, "tutorial"))(pos)
+            return feed_back(pos, g)
+
+        return body
+
+    out = {}
+    for form in ("gemm", "direct"):
+        body = target_body(prepare_data(data, jnp.float64, form))
+        out[f"grad_seconds_{form}"] = _in_loop_seconds(body, position, iterations)
+    # The parts of the GEMM form: prior + Jacobians alone (no data), likelihood alone.
+    no_data = prepare_data(np.zeros((0, 2)), jnp.float64, "gemm")
+    out["grad_seconds_prior_only"] = _in_loop_seconds(target_body(no_data), position, iterations)
     features = prepare_data(data, jnp.float64, "gemm")
 
     def likelihood_body(pos):
         _, g = jax.value_and_grad(lambda q: gemm_log_likelihood(to_constrained(q, 2), features))(
             pos
         )
-        return jax.tree.map(lambda p, q: p + 1e-30 * q, pos, g)
+        return feed_back(pos, g)
 
     out["grad_seconds_likelihood_only"] = _in_loop_seconds(likelihood_body, position, iterations)
     # The floor of the GEMM likelihood at this size: logits, responsibilities, statistics.
     phi = features.phi
     weights = jnp.full((3, phi.shape[1]), 0.01)
-
-    def gemms_body(w):
-        return w + 1e-30 * two_gemms(w, phi)
-
-    out["gemms_seconds"] = _in_loop_seconds(gemms_body, weights, iterations)
+    out["gemms_seconds"] = _in_loop_seconds(
+        lambda w: w + 1e-30 * two_gemms(w, phi), weights, iterations
+    )
     out["loop_seconds_empty"] = _in_loop_seconds(
         lambda pos: jax.tree.map(lambda p: p * (1 + 1e-30), pos), position, iterations
     )
+    return out
 
-    model_data = prepare_data(data, jnp.float64, "gemm")
-    logdensity = make_logdensity(model_data, priors, "tutorial")
+
+def _transition_cost(data, priors, position, iterations: int) -> float:
+    """Seconds per transition of a bare bgmm HMC kernel (5 leapfrog steps), in-loop."""
+    import jax
+    import jax.numpy as jnp
+
+    from bgmm.inference import prepare_data
+    from bgmm.model import make_logdensity
+    from bgmm.samplers.hmc import Tuning, build_hmc_step, init_hmc
+
+    logdensity = make_logdensity(prepare_data(data, jnp.float64, "gemm"), priors, "tutorial")
     step = build_hmc_step(logdensity, 5, jitter_steps=False)
     size = sum(a.size for a in jax.tree.leaves(position))
     tuning = Tuning(jnp.asarray(0.065), jnp.ones(size))
@@ -197,13 +214,7 @@ def run_profile(iterations: int) -> dict:
         return state, i + 1
 
     state = init_hmc(position, logdensity)
-    per_transition = _in_loop_seconds(
-        transition_body, (state, jnp.asarray(0)), max(iterations // 5, 1)
-    )
-    out["transition_seconds"] = per_transition
-    out["leapfrog_seconds_in_kernel"] = per_transition / 5
-    out["num_devices"] = jax.local_device_count()
-    return out
+    return _in_loop_seconds(transition_body, (state, jnp.asarray(0)), iterations)
 
 
 def run_rss(out: str, command: list[str]) -> int:
