@@ -10,7 +10,8 @@ import numpy as np
 from harness import log
 from scipy import stats
 
-from bgmm.inference import SamplerSettings, sample_posterior
+from bgmm.config import RunConfig
+from bgmm.inference import sample_posterior
 from bgmm.model import Params
 from calibration.design import CONFIGS, L_DRAWS, MAX_ATTEMPTS, RETRY_FACTOR, SAMPLERS
 from calibration.simulation import simulate, test_quantities
@@ -96,11 +97,15 @@ def keep_programs_in_memory() -> bool:
 
 def run_chain(key, data, priors, start, sampler, num_warmup, num_draws, target) -> dict:
     """One sequential chain of ``sample_posterior`` from ``start``; its draws (chain axis 1)."""
-    settings = SamplerSettings(
-        sampler=sampler, num_warmup=num_warmup, num_draws=num_draws, chain_method="sequential"
-    )
+    settings = RunConfig(
+        sampler=sampler,
+        target=target,
+        num_warmup=num_warmup,
+        num_draws=num_draws,
+        chain_method="sequential",
+    ).sampler_settings()
     init = Params(*(np.asarray(p)[None] for p in start))
-    out = sample_posterior(key, data, priors, init, settings, target=target)
+    out = sample_posterior(key, data, priors, init, settings)
     return out.draws
 
 

@@ -80,10 +80,8 @@ def fit(opts, y, k: int, form: str) -> dict:
         chain_method="vectorized",
         dtype="float32",
         seed=0,
+        likelihood=form,
     )
-    if form != "auto":
-        # SamplerSettings.likelihood is not a BayesianGMM option: set it directly.
-        model.sampler_settings = model.sampler_settings._replace(likelihood=form)
     start = time.perf_counter()
     try:
         result = model.fit(y)

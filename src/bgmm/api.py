@@ -9,7 +9,6 @@ relabelling, results. Every option and its default is in :class:`bgmm.config.Run
 from __future__ import annotations
 
 import inspect
-import json
 import os
 import time
 from collections.abc import Callable
@@ -18,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from bgmm.checkpoint import (
@@ -35,26 +33,24 @@ from bgmm.checkpoint import (
 )
 from bgmm.config import RunConfig, defaults, demo_config, parameters_doc, signature
 from bgmm.data import Standardizer, check_num_components
+from bgmm.data.subsample import subsample_rows
 from bgmm.devices import default_chain_method
 from bgmm.errors import UserError
 from bgmm.inference import SamplerSettings, likelihood_data_bytes, sample_posterior
-from bgmm.model.likelihood import pointwise_log_likelihood
+from bgmm.model.likelihood import draws_pointwise_log_likelihood
 from bgmm.model.priors import Priors, default_priors, tutorial_priors
 from bgmm.model.transforms import Params
 from bgmm.precision import float64_scope
-from bgmm.relabel import (
-    apply_permutations,
-    classification_probabilities,
-    expected_counts,
-    pivot_permutations,
-    stephens_permutations,
-)
-from bgmm.results import build_inference_data, format_summary, summarize
+from bgmm.relabel import relabel_draws
+from bgmm.results import build_inference_data, format_summary, run_attributes, summarize
 from bgmm.samplers.runner import LazyData, RunOutput, StopRequested
 from bgmm.starts import kmeans_plus_plus_starts, log_joint_scorer, starts_in_model_units
 from bgmm.tutorial import tutorial_data, tutorial_start
 
 __all__ = ["BayesianGMM", "FitResult", "demo", "demo_model", "resume"]
+
+# Observations the best-of-M start search scores its candidates on.
+START_SCORE_OBSERVATIONS = 10_000
 
 
 @dataclass
@@ -292,12 +288,15 @@ class BayesianGMM:
             resume_from=None if resumed is None else resumed.state,
             on_chunk=on_chunk,
         )
-        draws = _draws_in_data_units(run.draws, scaler)
         relabel = config.resolved_relabel(priors)
-        _count_and_relabel(draws, data, relabel, config.seed)
+        draws = relabel_draws(_draws_in_data_units(run.draws, scaler), data, relabel, config.seed)
         record = _run_record(config, settings, run, priors_name, standardize, relabel)
-        pointwise = _pointwise_log_likelihood(draws, data) if config.store_log_likelihood else None
-        attrs = _attributes(record, priors, scaler)
+        pointwise = None
+        if config.store_log_likelihood:
+            params = Params(draws["weights"], draws["means"], draws["chol_precision"])
+            pointwise = draws_pointwise_log_likelihood(params, data)
+        center, scale = (scaler.center, scaler.scale) if scaler else (None, None)
+        attrs = run_attributes(record, priors, center, scale)
         idata = build_inference_data(draws, data, names, attrs, pointwise)
         timing = {
             "compile_seconds": run.compile_seconds,
@@ -329,7 +328,9 @@ class BayesianGMM:
             config.num_chains,
             num_candidates=config.start_candidates,
             score=log_joint_scorer(
-                _subsample(model_data, config.seed, size=10_000), priors, config.target
+                subsample_rows(model_data, START_SCORE_OBSERVATIONS, config.seed),
+                priors,
+                config.target,
             ),
         )
 
@@ -545,90 +546,3 @@ def _run_record(
         "standardized": bool(standardize),
         "relabel": relabel,
     }
-
-
-def _attributes(
-    record: dict[str, Any], priors: Priors, scaler: Standardizer | None
-) -> dict[str, Any]:
-    """The record as NetCDF attributes (which have no booleans and no None), with the
-    versions, the priors and the standardisation."""
-    attrs = {k: int(v) if isinstance(v, bool) else v for k, v in record.items() if v is not None}
-    attrs.update(_versions())
-    attrs["priors_json"] = _priors_json(priors)
-    if scaler is not None:
-        attrs["standardizer_center"] = scaler.center.tolist()
-        attrs["standardizer_scale"] = scaler.scale.tolist()
-    return attrs
-
-
-def _count_and_relabel(draws: dict, data: np.ndarray, relabel: str, seed: int) -> None:
-    """Add ``num_occupied`` and, unless ``relabel == "none"``, relabel the draws in place.
-
-    Both use the classification probabilities of (a subsample of) the observations. A
-    component is occupied when it expects at least one of the N observations; Gibbs runs
-    bring their own count, from the sampled assignments.
-    """
-    subsample = _subsample(data, seed)
-    params = (draws["weights"], draws["means"], draws["chol_precision"])
-    # Stephens needs every probability; the occupancy only their sums over observations.
-    probabilities = None
-    if relabel == "stephens":
-        probabilities = classification_probabilities(subsample, *params)
-    if "num_occupied" not in draws:
-        if probabilities is None:
-            counts = expected_counts(subsample, *params)
-        else:
-            counts = probabilities.sum(axis=2)
-        draws["num_occupied"] = np.sum(counts * (len(data) / len(subsample)) >= 1.0, axis=-1)
-    if relabel == "none":
-        return
-    perms = pivot_permutations(draws["means"], draws["chol_precision"], draws["lp"])
-    if relabel == "stephens":
-        perms = stephens_permutations(probabilities, initial=perms)
-    for name in ("weights", "means", "chol_precision"):
-        draws[name] = apply_permutations(draws[name], perms)
-    draws["label_permutation"] = perms
-
-
-def _subsample(data: np.ndarray, seed: int, size: int = 1000) -> np.ndarray:
-    """At most ``size`` observations for the relabelling and occupancy computations, whose
-    memory grows as draws x observations x components."""
-    if len(data) <= size:
-        return data
-    rng = np.random.default_rng(seed)
-    return data[np.sort(rng.choice(len(data), size, replace=False))]
-
-
-def _pointwise_log_likelihood(draws: dict[str, np.ndarray], data: np.ndarray) -> np.ndarray:
-    """log p(y_i | draw) for every draw, shape (C, S, N), in batches to bound memory."""
-    params = Params(draws["weights"], draws["means"], draws["chol_precision"])
-    c, s = params.weights.shape[:2]
-    flat = jax.tree.map(lambda a: jnp.asarray(a.reshape(c * s, *a.shape[2:])), params)
-    per_draw = jax.jit(  # the data as an argument: no constant in the cached program
-        lambda p, y: jax.lax.map(lambda q: pointwise_log_likelihood(q, y), p, batch_size=16)
-    )
-    return np.asarray(per_draw(flat, jnp.asarray(data))).reshape(c, s, -1)
-
-
-def _versions() -> dict[str, str]:
-    import importlib.metadata as md
-
-    device = jax.devices()[0]
-    return {
-        "bgmm_version": md.version("bgmm"),
-        "jax_version": jax.__version__,
-        "numpy_version": np.__version__,
-        "device": f"{device.platform}:{getattr(device, 'device_kind', '')}",
-    }
-
-
-def _priors_json(priors: Priors) -> str:
-    return json.dumps(
-        {
-            "concentration": np.asarray(priors.concentration).tolist(),
-            "mean_loc": np.asarray(priors.mean_loc).tolist(),
-            "mean_scale": float(priors.mean_scale),
-            "wishart_df": float(priors.wishart_df),
-            "wishart_scale": np.asarray(priors.wishart_scale).tolist(),
-        }
-    )

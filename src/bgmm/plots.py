@@ -15,14 +15,16 @@ closed by the caller. PNGs are written with the Agg renderer.
 
 from __future__ import annotations
 
-import numbers
 import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+from bgmm.data.columns import resolve_features
+from bgmm.data.subsample import subsample_rows
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -123,49 +125,6 @@ def _observed(idata: InferenceData) -> np.ndarray | None:
     if arr.ndim == 1:
         arr = arr[:, None]
     return arr.reshape(arr.shape[0], -1)
-
-
-def _resolve_features(features: Any, names: Sequence[str]) -> tuple[int, int]:
-    """Validate ``features`` (two distinct indices or feature names) against ``names``."""
-    n = len(names)
-    if isinstance(features, (str, bytes)):
-        features = None
-    elif not isinstance(features, Sequence):
-        try:
-            features = tuple(features)
-        except TypeError:
-            features = None
-    if features is None or len(features) != 2:
-        raise ValueError(
-            f"features must be a pair of feature indices (0..{n - 1}) or names {list(names)}; "
-            f"got {features!r}"
-        )
-    out = []
-    for f in features:
-        if isinstance(f, str):
-            if f not in names:
-                raise ValueError(f"unknown feature name {f!r}; available: {list(names)}")
-            out.append(list(names).index(f))
-        elif isinstance(f, numbers.Integral) and not isinstance(f, bool):
-            if not 0 <= int(f) < n:
-                raise ValueError(
-                    f"feature index {int(f)} out of range: data has {n} feature(s), "
-                    f"valid indices are 0..{n - 1}"
-                )
-            out.append(int(f))
-        else:
-            raise ValueError(f"feature must be an int index or a feature name; got {f!r}")
-    if out[0] == out[1]:
-        raise ValueError(f"features must be two distinct features; got {features!r}")
-    return out[0], out[1]
-
-
-def _subsample(x: np.ndarray, max_points: int | None, seed: int = 0) -> np.ndarray:
-    """At most ``max_points`` rows of ``x`` (n, ...), drawn at random, kept in order."""
-    if max_points is not None and x.shape[0] > max_points:
-        idx = np.random.default_rng(seed).choice(x.shape[0], size=max_points, replace=False)
-        return x[np.sort(idx)]
-    return x
 
 
 def _thin(x: np.ndarray, max_n: int) -> np.ndarray:
@@ -352,7 +311,7 @@ def plot_location_kde(
         fig = _location_kde_1d(draws[:, :, 0], names[0], y, labels, colors, max_points)
     else:
         fig = _location_kde_2d(
-            draws, names, _resolve_features(features, names), y, labels, colors, max_points
+            draws, names, resolve_features(features, names), y, labels, colors, max_points
         )
     return _save(fig, path)
 
@@ -371,7 +330,7 @@ def _location_kde_1d(
     ax = fig.add_subplot()
     data_ax = ax
     if y is not None:
-        observed = _subsample(y, max_points)[:, 0]
+        observed = subsample_rows(y, max_points)[:, 0]
         observed = observed[np.isfinite(observed)]
         if observed.size:
             ax.hist(observed, bins="auto", density=True, color="0.6", alpha=0.5, label="observed")
@@ -413,7 +372,7 @@ def _location_kde_2d(
     ax = fig.add_subplot()
     handles = []
     if y is not None:
-        observed = _subsample(y[:, list(shown)], max_points)
+        observed = subsample_rows(y[:, list(shown)], max_points)
         ax.scatter(
             observed[:, 0],
             observed[:, 1],
@@ -542,7 +501,7 @@ def _trace_features(
     size = post.sizes[dim]
     if size < 2:
         return None
-    fi, fj = _resolve_features(features, _coordinate_labels(post, dim, "x"))
+    fi, fj = resolve_features(features, _coordinate_labels(post, dim, "x"))
     return [fi, fj] if size > 2 else sorted([fi, fj])
 
 

@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bgmm.data.subsample import subsample_rows
 from bgmm.model.gemm_likelihood import Features, component_weights, make_features
 from bgmm.model.transforms import Params
 
@@ -35,6 +36,7 @@ __all__ = [
     "classification_probabilities",
     "expected_counts",
     "pivot_permutations",
+    "relabel_draws",
     "stephens_permutations",
     "undo_permutations",
 ]
@@ -366,3 +368,57 @@ def _keep_tied_permutations(cost: np.ndarray, new: np.ndarray, perms: np.ndarray
 def _total_cost(cost: np.ndarray, perms: np.ndarray) -> np.ndarray:
     """sum_k cost[m, k, perms[m, k]] for every draw m, shape (M,)."""
     return np.take_along_axis(cost, perms[:, :, None], axis=2).sum(axis=(1, 2))
+
+
+# Observations the relabelling and occupancy read: their memory grows as draws x observations x
+# components, and a thousand observations pin the labels down.
+RELABEL_OBSERVATIONS = 1000
+
+
+def relabel_draws(
+    draws: dict[str, np.ndarray], data: np.ndarray, method: str, seed: int
+) -> dict[str, np.ndarray]:
+    """The draws with ``num_occupied`` added and, unless ``method == "none"``, relabelled.
+
+    Both use the classification probabilities of (a subsample of) the observations. A
+    component is occupied when it expects at least one of the N observations; Gibbs runs
+    bring their own count, from the sampled assignments.
+
+    Parameters
+    ----------
+    draws : dict
+        ``weights`` (C, S, K), ``means`` (C, S, K, D), ``chol_precision`` (C, S, K, D, D),
+        ``lp`` (C, S), in data units.
+    data : array, shape (N, D)
+    method : "none", "pivot" or "stephens"
+    seed : int
+        For the subsample of the observations.
+
+    Returns
+    -------
+    dict
+        A new dict: the draws, ``num_occupied`` (C, S) and, when relabelled,
+        ``label_permutation`` (C, S, K).
+    """
+    draws = dict(draws)
+    subsample = subsample_rows(data, RELABEL_OBSERVATIONS, seed)
+    params = (draws["weights"], draws["means"], draws["chol_precision"])
+    # Stephens needs every probability; the occupancy only their sums over observations.
+    probabilities = None
+    if method == "stephens":
+        probabilities = classification_probabilities(subsample, *params)
+    if "num_occupied" not in draws:
+        if probabilities is None:
+            counts = expected_counts(subsample, *params)
+        else:
+            counts = probabilities.sum(axis=2)
+        draws["num_occupied"] = np.sum(counts * (len(data) / len(subsample)) >= 1.0, axis=-1)
+    if method == "none":
+        return draws
+    perms = pivot_permutations(draws["means"], draws["chol_precision"], draws["lp"])
+    if method == "stephens":
+        perms = stephens_permutations(probabilities, initial=perms)
+    for name in ("weights", "means", "chol_precision"):
+        draws[name] = apply_permutations(draws[name], perms)
+    draws["label_permutation"] = perms
+    return draws

@@ -31,6 +31,7 @@ __all__ = [
     "format_summary",
     "inference_data_bytes",
     "load_inference_data",
+    "run_attributes",
     "save_inference_data",
     "summarize",
     "to_json",
@@ -554,3 +555,38 @@ def to_json(record: dict[str, Any]) -> str:
         return value
 
     return json.dumps(clean(record))
+
+
+def run_attributes(
+    record: dict[str, Any],
+    priors: Any,
+    center: np.ndarray | None = None,
+    scale: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """A run's record as NetCDF attributes (no booleans, no None), with the versions, the
+    priors (JSON) and the standardisation (``center``, ``scale``: (D,) or None)."""
+    import importlib.metadata as md
+
+    import jax
+
+    attrs = {k: int(v) if isinstance(v, bool) else v for k, v in record.items() if v is not None}
+    device = jax.devices()[0]
+    attrs |= {
+        "bgmm_version": md.version("bgmm"),
+        "jax_version": jax.__version__,
+        "numpy_version": np.__version__,
+        "device": f"{device.platform}:{getattr(device, 'device_kind', '')}",
+        "priors_json": json.dumps(
+            {
+                "concentration": np.asarray(priors.concentration).tolist(),
+                "mean_loc": np.asarray(priors.mean_loc).tolist(),
+                "mean_scale": float(priors.mean_scale),
+                "wishart_df": float(priors.wishart_df),
+                "wishart_scale": np.asarray(priors.wishart_scale).tolist(),
+            }
+        ),
+    }
+    if center is not None:
+        attrs["standardizer_center"] = np.asarray(center).tolist()
+        attrs["standardizer_scale"] = np.asarray(scale).tolist()
+    return attrs

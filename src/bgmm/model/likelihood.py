@@ -8,12 +8,18 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.scipy.special import logsumexp
 
 from bgmm.model.normal import LOG_2PI, log_det_cholesky
 from bgmm.model.transforms import Params
 
-__all__ = ["component_log_joint", "log_likelihood", "pointwise_log_likelihood"]
+__all__ = [
+    "component_log_joint",
+    "draws_pointwise_log_likelihood",
+    "log_likelihood",
+    "pointwise_log_likelihood",
+]
 
 
 def component_log_joint(params: Params, data: jax.Array) -> jax.Array:
@@ -48,3 +54,24 @@ def pointwise_log_likelihood(params: Params, data: jax.Array) -> jax.Array:
 def log_likelihood(params: Params, data: jax.Array) -> jax.Array:
     """log p(y | params), a scalar; 0 for an empty data set (N = 0)."""
     return jnp.sum(pointwise_log_likelihood(params, data))
+
+
+def draws_pointwise_log_likelihood(draws: Params, data: np.ndarray) -> np.ndarray:
+    """log p(y_i | draw) for every draw, in batches of draws to bound memory.
+
+    Parameters
+    ----------
+    draws : Params
+        weights (C, S, K), means (C, S, K, D), chol_precision (C, S, K, D, D).
+    data : array, shape (N, D)
+
+    Returns
+    -------
+    numpy array, shape (C, S, N)
+    """
+    c, s = np.shape(draws.weights)[:2]
+    flat = jax.tree.map(lambda a: jnp.asarray(np.reshape(a, (c * s, *np.shape(a)[2:]))), draws)
+    per_draw = jax.jit(  # the data as an argument: no constant in the cached program
+        lambda p, y: jax.lax.map(lambda q: pointwise_log_likelihood(q, y), p, batch_size=16)
+    )
+    return np.asarray(per_draw(flat, jnp.asarray(data))).reshape(c, s, -1)

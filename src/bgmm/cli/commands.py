@@ -1,0 +1,247 @@
+"""The commands: ``demo``, ``fit``, ``resume`` and ``summary``, each from parsed arguments
+to an exit code."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from bgmm.cli.options import config_from
+from bgmm.cli.running import (
+    SMALL_DATA_VALUES,
+    checked_output,
+    finish,
+    import_output_libraries_in_background,
+    prepare_out,
+    process_seconds,
+    progress_wanted,
+    sample,
+    use_cache,
+    write_outputs,
+)
+from bgmm.data.columns import resolve_features
+from bgmm.errors import UserError
+
+__all__ = ["COMMANDS"]
+
+
+def demo(args) -> int:
+    import bgmm
+    from bgmm.api import BayesianGMM
+    from bgmm.tutorial import tutorial_data, tutorial_start
+
+    import_output_libraries_in_background(plots=not args.no_plots)
+    model = BayesianGMM.from_config(config_from(args))
+    use_cache(args)
+    out = prepare_out(args, model, tutorial_data().shape, protect=())
+    startup_seconds = process_seconds()
+    result = sample(
+        out,
+        args,
+        lambda **checkpointing: model.fit(
+            tutorial_data(),
+            initial=bgmm.Params(*tutorial_start()),
+            progress=progress_wanted(args),
+            **checkpointing,
+        ),
+    )
+    return _publish_demo(result, args, out, startup_seconds)
+
+
+def _publish_demo(result, args, out, startup_seconds: float) -> int:
+    from bgmm.checks import chol_precision_normal_check
+
+    # The check runs in XLA, with the GIL released, while the outputs are written in Python.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        check_running = pool.submit(chol_precision_normal_check, seed=result.settings["seed"])
+        written = write_outputs(result, args, (0, 1), out)
+        check = check_running.result()
+    record = result.to_dict() | {"startup_seconds": startup_seconds}
+    record["mvn_check"] = check.to_dict()
+    finish(result, record, written, args, preamble=check.report())
+    return 0
+
+
+def fit(args) -> int:
+    from bgmm.api import BayesianGMM
+    from bgmm.data import STDIN_NAME, load_table
+
+    model = BayesianGMM.from_config(config_from(args))  # options checked before reading data
+    data, names = load_table(args.data)
+    source = STDIN_NAME if args.data == "-" else args.data
+    if data.size <= SMALL_DATA_VALUES:
+        import_output_libraries_in_background(plots=not args.no_plots)
+    names = names or [f"x{j}" for j in range(data.shape[1])]
+    features = resolve_features(args.features, names)
+    _check_data(data, names, source, model)
+    use_cache(args)
+    out = prepare_out(args, model, data.shape, protect=() if args.data == "-" else (args.data,))
+    startup_seconds = process_seconds()
+    result = sample(
+        out,
+        args,
+        lambda **checkpointing: model.fit(
+            data,
+            feature_names=names,
+            progress=progress_wanted(args),
+            source=source,
+            **checkpointing,
+        ),
+    )
+    written = write_outputs(result, args, features, out)
+    finish(result, result.to_dict() | {"startup_seconds": startup_seconds}, written, args)
+    return 0
+
+
+def _check_data(data, names: list[str], source: str, model) -> None:
+    """Everything about the data that would stop or mislead the fit, before --out is made.
+
+    The fit checks these again; here they come before any directory is created or anything
+    compiled. Warnings (a feature dominated by a few extreme values) are one ``warning:``
+    line each on stderr.
+    """
+    import warnings
+
+    from bgmm import data as checks
+
+    checks.check_num_components(data, model.n_components, source)
+    checks.check_num_features(data.shape[1], source)
+    checks.check_value_range(data, source, names)
+    if model.config.standardizes:  # no constant column
+        checks.Standardizer.fit(data, source=source)
+    if model.config.priors == "default":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", checks.DataWarning)  # printed below, once
+            messages = checks.check_extreme_values(data, names)
+        for message in messages:
+            print(f"warning: {source}: {message}", file=sys.stderr)
+
+
+def resume(args) -> int:
+    """``bgmm resume DIR``: finish the run whose checkpoint is in DIR, then write its
+    outputs there as the command that started it would have."""
+    from bgmm import api
+    from bgmm.checkpoint import has_checkpoint, read_checkpoint
+
+    if not Path(args.dir).is_dir():
+        raise UserError(f"{args.dir}: no such directory")
+    if not has_checkpoint(args.dir):
+        raise UserError(f"{args.dir}: holds no checkpoint to resume")
+    checkpoint = read_checkpoint(args.dir)
+    record = checkpoint.extra
+    command = record.get("command")
+    if command not in ("demo", "fit") or not isinstance(record.get("options"), dict):
+        raise UserError(
+            f"{args.dir}: the checkpoint was not written by `bgmm demo` or `bgmm fit`; "
+            "resume it from Python (bgmm.api.resume)"
+        )
+    run_args = argparse.Namespace(**record["options"])
+    run_args.command, run_args.out, run_args.force = command, args.dir, False
+    run_args.json, run_args.quiet = args.json, args.quiet
+    run_args.features = tuple(run_args.features)
+    data = _resume_data(args, record)
+    import_output_libraries_in_background(plots=not run_args.no_plots)
+    names = list(checkpoint.fit["feature_names"])
+    features = resolve_features(run_args.features, names)
+    use_cache(run_args)
+    out = checked_output(run_args.out, allow_checkpoint=True)
+    startup_seconds = process_seconds()
+    result = sample(
+        out,
+        run_args,
+        lambda **checkpointing: api.resume(
+            out.path,
+            data,
+            progress=progress_wanted(args),
+            should_stop=checkpointing["should_stop"],
+            keep_checkpoint=True,
+        ),
+        resuming=True,
+    )
+    if command == "demo":
+        return _publish_demo(result, run_args, out, startup_seconds)
+    written = write_outputs(result, run_args, features, out)
+    finish(result, result.to_dict() | {"startup_seconds": startup_seconds}, written, run_args)
+    return 0
+
+
+def _resume_data(args, record: dict):
+    """The data of the run to resume: the tutorial's, ``--data``, or the file it read."""
+    from bgmm.data import load_table
+
+    if record["command"] == "demo":
+        from bgmm.tutorial import tutorial_data
+
+        return tutorial_data()
+    path = args.data or record.get("data_path")
+    if path is None:
+        raise UserError(
+            f"{args.dir}: the run read its data from standard input; give the same data "
+            "with --data FILE"
+        )
+    try:
+        data, _ = load_table(path)
+    except UserError as exc:
+        hint = "" if args.data else " (give its new place with --data FILE)"
+        raise UserError(f"{exc}{hint}") from None
+    return data
+
+
+def summary(args) -> int:
+    from bgmm.results import (
+        check_inference_data,
+        format_summary,
+        load_inference_data,
+        summarize,
+        to_json,
+    )
+
+    path = Path(args.path)
+    if path.is_dir():
+        raise UserError(f"{path}: is a directory, not a posterior.nc file")
+    if not path.is_file():
+        raise UserError(f"{path}: no such file")
+    try:
+        idata = load_inference_data(path)
+    except Exception as exc:  # netCDF/HDF5 raise many types for a file that is not theirs
+        raise UserError(f"{path}: not a readable NetCDF file ({type(exc).__name__})") from None
+    try:
+        check_inference_data(idata)
+    except ValueError as exc:
+        raise UserError(f"{path}: not a bgmm result ({exc})") from None
+    try:
+        summary = summarize(idata)
+    except (ValueError, TypeError, KeyError, IndexError, _np_errors()) as exc:
+        # A file shaped like bgmm's whose contents still break the summary (hand-made or
+        # damaged): say so in one line rather than with a traceback.
+        raise UserError(
+            f"{path}: cannot summarise it ({type(exc).__name__}: {exc})".replace("\n", " ")
+        ) from None
+    posterior = idata.posterior
+    attrs = dict(posterior.attrs)
+    if args.json:
+        record = {k: attrs.get(k) for k in ("sampler", "target", "num_warmup", "priors", "dtype")}
+        record.update(summary)
+        for key in ("compile_seconds", "sampling_seconds", "total_seconds"):
+            record[key] = attrs.get(key)
+        print(to_json({k: _plain(v) for k, v in record.items()}))
+    else:
+        shown = ("sampler", "target", "adaptation", "num_chains", "num_warmup", "num_draws")
+        print(format_summary(summary, {k: attrs[k] for k in shown if k in attrs}))
+    return 0
+
+
+def _np_errors() -> type[Exception]:
+    import numpy as np
+
+    return np.linalg.LinAlgError
+
+
+def _plain(value):
+    """numpy scalars from NetCDF attributes -> Python numbers for JSON."""
+    return value.item() if hasattr(value, "item") else value
+
+
+COMMANDS = {"demo": demo, "fit": fit, "resume": resume, "summary": summary}
