@@ -1,4 +1,8 @@
-"""Our HMC trajectory (values only at the end point) against BlackJAX's velocity Verlet."""
+"""Our HMC trajectory (values only at the end point) against BlackJAX's velocity Verlet, and
+the adapter through which bgmm reaches BlackJAX."""
+
+import pathlib
+import re
 
 import blackjax
 import jax
@@ -7,6 +11,7 @@ import numpy as np
 import pytest
 from blackjax.mcmc import integrators, metrics
 
+from bgmm.samplers import blackjax_adapter
 from bgmm.samplers.hmc import Tuning, build_hmc_step, init_hmc, leapfrog_trajectory
 
 # A correlated Gaussian on a pytree position (a vector and a matrix), like the mixture's.
@@ -59,3 +64,58 @@ def test_transition_equals_blackjax_hmc(seed):
     assert bool(our_info.is_accepted) == bool(their_info.is_accepted)
     np.testing.assert_allclose(our_info.acceptance_rate, their_info.acceptance_rate, rtol=1e-10)
     np.testing.assert_allclose(our_info.energy, their_info.energy, rtol=1e-12)
+
+
+# ---------------------------------------------------------------------------------------
+# The BlackJAX adapter: an upgrade that moves or changes a name bgmm uses fails here.
+# ---------------------------------------------------------------------------------------
+
+
+def test_blackjax_internals_exist_with_the_fields_bgmm_uses():
+    internals = blackjax_adapter.blackjax_internals()
+    for name, fields in blackjax_adapter.BLACKJAX_FIELDS_READ.items():
+        named_tuple = getattr(internals, name)
+        assert set(fields) <= set(named_tuple._fields), (name, named_tuple._fields)
+    # Built by keyword: every field without a default must be one the adapter gives.
+    for name in ("HMCInfo", "IntegratorState"):
+        named_tuple = getattr(internals, name)
+        required = set(named_tuple._fields) - set(named_tuple._field_defaults)
+        assert required <= set(blackjax_adapter.BLACKJAX_FIELDS_READ[name]), name
+    for name, value in internals._asdict().items():
+        assert callable(value), name
+
+
+def test_blackjax_adapter_builds_blackjax_types():
+    internals = blackjax_adapter.blackjax_internals()
+    momentum = {"a": jnp.ones(2), "b": jnp.zeros((2, 2))}
+    state = blackjax_adapter.integrator_state(
+        position=_START, momentum=momentum, logdensity=jnp.zeros(()), logdensity_grad=_START
+    )
+    assert isinstance(state, internals.IntegratorState) and state.momentum is momentum
+    info = blackjax_adapter.hmc_info(
+        momentum=momentum,
+        acceptance_rate=0.5,
+        is_accepted=True,
+        is_divergent=False,
+        energy=1.0,
+        proposal=state,
+        num_integration_steps=3,
+    )
+    assert isinstance(info, internals.HMCInfo) and info.num_integration_steps == 3
+    da_init, _, _ = blackjax_adapter.dual_averaging_adaptation(0.8)
+    assert isinstance(da_init(jnp.asarray(0.1)), internals.DualAveragingAdaptationState)
+    mm_init, _, _ = blackjax_adapter.diagonal_mass_matrix_adaptation()
+    assert isinstance(mm_init(3, jnp.ones(3)), internals.MassMatrixAdaptationState)
+    assert blackjax_adapter.window_schedule(100).shape == (100, 2)
+
+
+def test_only_the_adapter_imports_blackjax():
+    """The samplers reach BlackJAX through bgmm.samplers.blackjax_adapter alone."""
+    samplers = pathlib.Path(blackjax_adapter.__file__).parent
+    direct = re.compile(r"^\s*(import blackjax|from blackjax)|import_blackjax\(\)\.", re.M)
+    offenders = [
+        path.name
+        for path in samplers.glob("*.py")
+        if path.name != "blackjax_adapter.py" and direct.search(path.read_text())
+    ]
+    assert offenders == []

@@ -8,6 +8,7 @@ import pytest
 from bgmm.config import RunConfig
 from bgmm.inference import prepare_sampler_data, sample_posterior
 from bgmm.model import Params, tutorial_priors
+from bgmm.samplers.chain_layout import ChainLayout
 from bgmm.samplers.hmc import Tuning
 from bgmm.samplers.runner import Kernel, LazyData, RunnerState, StopRequested, run_chains
 from bgmm.tutorial import tutorial_data, tutorial_start
@@ -239,3 +240,13 @@ def test_hmc_resumes_mid_warm_up_bit_for_bit():
     # The second chain (group 1), 40 of 60 warm-up steps done, in chunks of 5.
     (state,) = [s for s in states if (s.group, s.next_step) == (1, 40)]
     _assert_same_run(full, _run(resume_from=state))
+
+
+def test_layouts_group_the_chains_and_pad_the_last_round():
+    assert [list(g) for g in ChainLayout("sequential", 3).groups] == [[0], [1], [2]]
+    assert [list(g) for g in ChainLayout("vectorized", 3).groups] == [[0, 1, 2]]
+    if jax.local_device_count() == 2:
+        groups = ChainLayout("parallel", 3).groups
+        assert [list(g) for g in groups] == [[0, 1], [2, 2]]  # a copy of chain 2 pads
+    groups = ChainLayout("parallel", 3).groups  # any device count: equal rounds, all chains
+    assert sum(len(g) for g in groups) >= 3 and len({len(g) for g in groups}) == 1

@@ -10,9 +10,9 @@ Two rules share one interface, ``Adaptation(init, update, current, final)``:
   dual-averaging step size and a diagonal mass matrix. The pieces are BlackJAX's
   (dual averaging, Welford mass matrix, window schedule); the loop is ours because
   ``blackjax.window_adaptation`` runs the whole warm-up in one compiled call, while we
-  run it in chunks to show progress. They are built when the warm-up is traced, so that
-  a run that loads its compiled programs does not import BlackJAX (see
-  :mod:`bgmm.samplers.hmc`).
+  run it in chunks to show progress. They come from :mod:`bgmm.samplers.blackjax_adapter`
+  and are built when the warm-up is traced, so that a run that loads its compiled
+  programs does not import BlackJAX (see :mod:`bgmm.samplers.hmc`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bgmm.samplers.hmc import Tuning, import_blackjax
+from bgmm.samplers.blackjax_adapter import (
+    diagonal_mass_matrix_adaptation,
+    dual_averaging_adaptation,
+    window_schedule,
+)
+from bgmm.samplers.hmc import Tuning
 
 __all__ = ["Adaptation", "tutorial_step_size_rule", "window_adaptation"]
 
@@ -36,7 +41,10 @@ class Adaptation(NamedTuple):
     Attributes
     ----------
     init : (initial_step_size, num_dimensions, dtype) -> state
+        ``initial_step_size`` a float or array of shape (), ``num_dimensions`` P.
     update : (state, step_index, position, acceptance_rate) -> state
+        After warm-up step ``step_index`` (int array, shape ()), with the chain's new
+        position (pytree) and that step's acceptance rate (shape ()).
     current : state -> Tuning used for the next warm-up step
     final : state -> Tuning used for the kept draws
     """
@@ -47,11 +55,21 @@ class Adaptation(NamedTuple):
     final: Callable[[Any], Tuning]
 
 
-def _like(tree, reference):
+def _with_dtypes_of(tree, reference):
+    """``tree`` with each leaf cast to the dtype of the matching leaf of ``reference``."""
     return jax.tree.map(lambda a, b: jnp.asarray(a, b.dtype), tree, reference)
 
 
 class StepSizeRuleState(NamedTuple):
+    """State of :func:`tutorial_step_size_rule`.
+
+    Attributes
+    ----------
+    step_size : array, shape ()
+    inverse_mass_matrix : array, shape (P,)
+        Ones throughout.
+    """
+
     step_size: jax.Array
     inverse_mass_matrix: jax.Array
 
@@ -59,7 +77,22 @@ class StepSizeRuleState(NamedTuple):
 def tutorial_step_size_rule(
     num_adaptation_steps: int, target_accept_prob: float = 0.75, adaptation_rate: float = 0.01
 ) -> Adaptation:
-    """TFP's SimpleStepSizeAdaptation with its defaults, adapting from the first step."""
+    """TFP's SimpleStepSizeAdaptation with its defaults, adapting from the first step.
+
+    Parameters
+    ----------
+    num_adaptation_steps : int
+        Steps after which the step size changes (the first ones); later steps keep it.
+    target_accept_prob : float
+        Above it the step size grows, else it shrinks.
+    adaptation_rate : float
+        The factor is 1 + adaptation_rate.
+
+    Returns
+    -------
+    Adaptation
+        Its state is a :class:`StepSizeRuleState`; ``current`` and ``final`` agree.
+    """
 
     def init(initial_step_size, num_dimensions, dtype):
         return StepSizeRuleState(
@@ -84,6 +117,18 @@ def tutorial_step_size_rule(
 
 
 class WindowAdaptationState(NamedTuple):
+    """State of :func:`window_adaptation`.
+
+    Attributes
+    ----------
+    step_size_state : BlackJAX's dual averaging state
+    mass_matrix_state : BlackJAX's Welford mass matrix state
+    step_size : array, shape ()
+        For the next warm-up step.
+    inverse_mass_matrix : array, shape (P,)
+        Estimated in the last finished slow window (ones before the first ends).
+    """
+
     step_size_state: Any
     mass_matrix_state: Any
     step_size: jax.Array
@@ -91,31 +136,50 @@ class WindowAdaptationState(NamedTuple):
 
 
 class _WindowPieces(NamedTuple):
-    step_size: tuple[Callable, Callable, Callable]  # dual averaging: init, update, final
-    mass_matrix: tuple[Callable, Callable, Callable]  # Welford: init, update, final
-    schedule: np.ndarray  # (num_warmup, 2): stage, is_window_end
+    """BlackJAX's warm-up pieces for one warm-up length and target.
+
+    Attributes
+    ----------
+    step_size : (init, update, final) of dual averaging
+    mass_matrix : (init, update, final) of the Welford diagonal mass matrix
+    schedule : int array, shape (max(num_warmup, 1), 2)
+        Each warm-up step's (stage, is_window_end).
+    """
+
+    step_size: tuple[Callable, Callable, Callable]
+    mass_matrix: tuple[Callable, Callable, Callable]
+    schedule: np.ndarray
 
 
 @functools.cache
 def _window_pieces(num_warmup: int, target_acceptance_rate: float) -> _WindowPieces:
-    adaptation = import_blackjax().adaptation
     # Called while tracing, and cached: its values must be concrete, not the trace's.
     with jax.ensure_compile_time_eval():
         # A one-row schedule keeps the update traceable when there is no warm-up at all.
-        schedule = (
-            np.asarray(adaptation.window_adaptation.build_schedule(num_warmup))
-            if num_warmup > 0
-            else np.zeros((1, 2), np.int32)
-        )
+        schedule = window_schedule(num_warmup) if num_warmup > 0 else np.zeros((1, 2), np.int32)
         return _WindowPieces(
-            adaptation.step_size.dual_averaging_adaptation(target_acceptance_rate),
-            adaptation.mass_matrix.mass_matrix_adaptation(is_diagonal_matrix=True),
+            dual_averaging_adaptation(target_acceptance_rate),
+            diagonal_mass_matrix_adaptation(),
             schedule,
         )
 
 
 def window_adaptation(num_warmup: int, target_acceptance_rate: float = 0.8) -> Adaptation:
-    """Stan-style windowed adaptation of step size and diagonal mass matrix."""
+    """Stan-style windowed adaptation of step size and diagonal mass matrix.
+
+    Parameters
+    ----------
+    num_warmup : int
+        Warm-up steps, all of which adapt (Stan's windows are laid out over them).
+    target_acceptance_rate : float
+        What dual averaging aims the acceptance rate at.
+
+    Returns
+    -------
+    Adaptation
+        Its state is a :class:`WindowAdaptationState`; ``final`` takes dual averaging's
+        averaged step size, as Stan does for the kept draws.
+    """
 
     def pieces() -> _WindowPieces:
         return _window_pieces(num_warmup, target_acceptance_rate)
@@ -152,7 +216,7 @@ def window_adaptation(num_warmup: int, target_acceptance_rate: float = 0.8) -> A
         # BlackJAX's pieces promote float32 states to float64 in 64-bit mode; keep the dtypes
         # fixed so that float32 runs stay float32 and the branches of switch/cond agree.
         def keep_dtypes(fn):
-            return lambda *args: _like(fn(*args), state)
+            return lambda *args: _with_dtypes_of(fn(*args), state)
 
         state = jax.lax.switch(
             stage,

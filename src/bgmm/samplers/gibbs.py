@@ -1,4 +1,4 @@
-"""Exact Gibbs sampling of the mixture posterior by data augmentation (design.md 1.5).
+"""Exact Gibbs sampling of the mixture posterior by data augmentation (docs/design.md, 1.5).
 
 With assignments z (z_i = k: observation i came from component k) one sweep draws, in turn,
 
@@ -495,9 +495,9 @@ def gibbs_sweep(
     one_hot, counts, sums = sufficient_statistics(assignments, data, num_components)
     # theta and the Bartlett diagonals of the T_k depend on z only through n, and are
     # independent given it: one Gamma call draws all K (1 + D) variables. JAX's Gamma
-    # sampler is a rejection loop; a second call would cost about 1.3 s more compilation
-    # and 4 us more a sweep. This is sample_weights and sample_precision_cholesky with
-    # their random parts drawn together, through the same helpers.
+    # sampler is a rejection loop, costly to compile and to run, so it is called once.
+    # This is sample_weights and sample_precision_cholesky with their random parts drawn
+    # together, through the same helpers.
     shapes = conjugate_gamma_shapes(priors.concentration, priors.wishart_df, counts, d)
     log_gamma = jax.random.loggamma(key_gamma, shapes, dtype=dtype)
     weights = weights_from_log_gamma(log_gamma[:, 0])

@@ -3,13 +3,13 @@
 The kernel is BlackJAX's (momentum draw, Metropolis test, divergence check, HMCInfo); the
 trajectory is ours, plugged in through its ``build_proposal`` hook. BlackJAX's velocity
 Verlet evaluates the log density *and* its gradient at every leapfrog step, but only the
-gradient is needed until the last one. For the mixture the value costs a log per
-observation, a third of a gradient at the tutorial's size: taking values only at the end
-makes a leapfrog step 1.37x faster there (10.2 against 14.0 microseconds; docs/benchmarks.md).
+gradient is needed until the last one; for the mixture the value costs a log per
+observation, so taking it only at the end point makes each leapfrog step cheaper
+(docs/benchmarks.md).
 
-BlackJAX is imported where a kernel is built, not with this module: a warm run loads its
-compiled programs (:mod:`bgmm.samplers.programs`) and builds no kernel, and importing
-BlackJAX is 0.3 s of a warm ``bgmm demo``.
+BlackJAX is reached through :mod:`bgmm.samplers.blackjax_adapter` alone, and imported where
+a kernel is built, not with this module: a warm run loads its compiled programs
+(:mod:`bgmm.samplers.programs`) and builds no kernel, so it never imports BlackJAX.
 """
 
 from __future__ import annotations
@@ -19,21 +19,23 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import jax
 
+from bgmm.samplers.blackjax_adapter import (
+    flip_momentum,
+    hmc_energy,
+    hmc_info,
+    hmc_init,
+    hmc_kernel,
+    import_blackjax,
+    integrator_state,
+    safe_energy_diff,
+    static_binomial_sampling,
+)
+
 if TYPE_CHECKING:
-    from blackjax.mcmc.integrators import IntegratorState
+    from bgmm.samplers.blackjax_adapter import IntegratorState
 
+# import_blackjax: re-exported for the callers that import it from here.
 __all__ = ["Tuning", "build_hmc_step", "import_blackjax", "init_hmc", "leapfrog_trajectory"]
-
-
-def import_blackjax():
-    """The ``blackjax`` module, imported on first use.
-
-    Kernels are built while their programs are traced, and BlackJAX's modules run JAX
-    operations when imported: those must run eagerly, not join the trace.
-    """
-    with jax.ensure_compile_time_eval():
-        import blackjax
-    return blackjax
 
 
 class Tuning(NamedTuple):
@@ -51,8 +53,19 @@ class Tuning(NamedTuple):
 
 
 def init_hmc(position, logdensity_fn: Callable):
-    """HMC state (position, log density, its gradient) at ``position``."""
-    return import_blackjax().hmc.init(position, logdensity_fn)
+    """BlackJAX's HMC state at ``position``.
+
+    Parameters
+    ----------
+    position : pytree of arrays (one chain's unconstrained position)
+    logdensity_fn : position -> array, shape ()
+
+    Returns
+    -------
+    HMCState
+        ``position``, ``logdensity`` (shape ()) and ``logdensity_grad`` (like position).
+    """
+    return hmc_init(position, logdensity_fn)
 
 
 def leapfrog_trajectory(
@@ -66,9 +79,22 @@ def leapfrog_trajectory(
     evaluated only at the end point (the intermediate steps need its gradient alone).
 
     Same arithmetic as BlackJAX's ``velocity_verlet`` applied ``num_steps`` times.
-    """
-    integrator_state = import_blackjax().mcmc.integrators.IntegratorState
 
+    Parameters
+    ----------
+    logdensity_fn : position -> array, shape ()
+    kinetic_energy : momentum -> array, shape ()
+    state : IntegratorState
+        ``position`` and ``momentum`` (pytrees of one structure), ``logdensity`` (shape ())
+        and ``logdensity_grad`` (like position) at the start.
+    step_size : array, shape ()
+    num_steps : int or int array, shape ()
+
+    Returns
+    -------
+    IntegratorState
+        The end point, momentum not flipped.
+    """
     gradient = jax.grad(logdensity_fn)
     velocity = jax.grad(kinetic_energy)
     half_step = 0.5 * step_size
@@ -92,39 +118,48 @@ def leapfrog_trajectory(
     momentum = kick(momentum, logdensity_grad)
     position = drift(position, momentum)
     logdensity, logdensity_grad = jax.value_and_grad(logdensity_fn)(position)
-    return integrator_state(position, kick(momentum, logdensity_grad), logdensity, logdensity_grad)
+    return integrator_state(
+        position=position,
+        momentum=kick(momentum, logdensity_grad),
+        logdensity=logdensity,
+        logdensity_grad=logdensity_grad,
+    )
 
 
 def _endpoint_proposal(logdensity_fn: Callable) -> Callable:
-    """BlackJAX's ``hmc_proposal`` (end point, Metropolis test) on :func:`leapfrog_trajectory`."""
+    """BlackJAX's ``hmc_proposal`` (end point, Metropolis test) on :func:`leapfrog_trajectory`.
+
+    Returns
+    -------
+    callable
+        ``build_proposal`` for :func:`~bgmm.samplers.blackjax_adapter.hmc_kernel`.
+    """
 
     def build_proposal(
         integrator, kinetic_energy, step_size, num_integration_steps, divergence_threshold
     ):
-        mcmc = import_blackjax().mcmc
-        hmc, proposal = mcmc.hmc, mcmc.proposal
         del integrator  # BlackJAX's velocity Verlet, replaced by leapfrog_trajectory
-        energy = hmc.hmc_energy(kinetic_energy)
+        energy = hmc_energy(kinetic_energy)
 
         def generate(rng_key, state: IntegratorState):
             end_state = leapfrog_trajectory(
                 logdensity_fn, kinetic_energy, state, step_size, num_integration_steps
             )
-            end_state = hmc.flip_momentum(end_state)
+            end_state = flip_momentum(end_state)
             new_energy = energy(end_state)
-            delta_energy = proposal.safe_energy_diff(energy(state), new_energy)
-            is_diverging = -delta_energy > divergence_threshold
-            sampled_state, (do_accept, p_accept, _) = proposal.static_binomial_sampling(
+            delta_energy = safe_energy_diff(energy(state), new_energy)
+            is_divergent = -delta_energy > divergence_threshold
+            sampled_state, (is_accepted, acceptance_rate, _) = static_binomial_sampling(
                 rng_key, delta_energy, state, end_state
             )
-            info = hmc.HMCInfo(
-                state.momentum,
-                p_accept,
-                do_accept,
-                is_diverging,
-                new_energy,
-                end_state,
-                num_integration_steps,
+            info = hmc_info(
+                momentum=state.momentum,
+                acceptance_rate=acceptance_rate,
+                is_accepted=is_accepted,
+                is_divergent=is_divergent,
+                energy=new_energy,
+                proposal=end_state,
+                num_integration_steps=num_integration_steps,
             )
             return sampled_state, info, None
 
@@ -140,7 +175,7 @@ def build_hmc_step(
 
     Parameters
     ----------
-    logdensity_fn : callable
+    logdensity_fn : position -> array, shape ()
     num_integration_steps : int
         Leapfrog steps per transition; with ``jitter_steps`` the mean of a uniform draw
         from 1 .. 2 * num_integration_steps - 1.
@@ -148,8 +183,14 @@ def build_hmc_step(
         Randomise the path length each transition. A fixed path length can resonate with
         the posterior's scales (a chain that keeps returning near its start in some
         direction); a random one cannot (Mackenzie 1989, Neal 2011 section 5.4.2.2).
+
+    Returns
+    -------
+    callable
+        ``step(rng_key, state: HMCState, tuning: Tuning) -> (HMCState, HMCInfo)``; the
+        tuning's inverse mass matrix has shape (P,), P the size of the flattened position.
     """
-    kernel = import_blackjax().hmc.build_kernel(build_proposal=_endpoint_proposal(logdensity_fn))
+    kernel = hmc_kernel(_endpoint_proposal(logdensity_fn))
 
     def step(rng_key, state, tuning: Tuning):
         num_steps = num_integration_steps

@@ -7,6 +7,16 @@ into different programs whose floating-point rounding differs, and chains drift 
 same seed and layout on the same machine and versions give bit-identical draws
 (docs/design.md, section 9).
 
+The pieces, one concept each:
+
+- :mod:`bgmm.samplers.chain_programs`: the programs of one chain (start, run a chunk,
+  read the final tuning), pure functions;
+- :mod:`bgmm.samplers.chain_layout`: which chains run together and how the programs are
+  batched over them (vmap, shard_map);
+- :mod:`bgmm.samplers.runner_state`: the host's copy of a run between chunks;
+- this module: compiling the programs (through the program store of
+  :mod:`bgmm.samplers.programs`) and the host loop that calls them.
+
 Between chunks the host holds everything the run depends on (:class:`RunnerState`): a
 callback can save it, and a later run started from it (``resume_from``) calls the same
 compiled programs on the same arrays, so its draws are bit-identical to a run that was
@@ -24,14 +34,31 @@ from typing import Any, Literal, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from bgmm.memory import release_free_heap
 from bgmm.samplers.adaptation import Adaptation
+from bgmm.samplers.chain_layout import ChainLayout
+from bgmm.samplers.chain_programs import (
+    ChainSpec,
+    Kernel,
+    build_chunk_program,
+    build_final_tuning_program,
+    build_init_program,
+    one_chain_spec,
+)
 from bgmm.samplers.hmc import Tuning
 from bgmm.samplers.programs import compile_program
+from bgmm.samplers.runner_state import (
+    RunnerState,
+    RunPlan,
+    StopRequested,
+    carry_from_host,
+    carry_to_host,
+    check_resumable,
+)
 
 __all__ = [
+    "CHAIN_METHODS",
     "ChainMethod",
     "Kernel",
     "LazyData",
@@ -43,25 +70,6 @@ __all__ = [
 
 ChainMethod = Literal["sequential", "vectorized", "parallel"]
 CHAIN_METHODS: tuple[str, ...] = ("sequential", "vectorized", "parallel")
-
-
-class Kernel(NamedTuple):
-    """A transition kernel as the runner sees it.
-
-    Attributes
-    ----------
-    init : position -> state
-    step : (rng_key, state, tuning) -> (state, info)
-    acceptance_rate : info -> scalar, fed to the adaptation
-    position : state -> position pytree
-    record : (state, info, tuning) -> dict of arrays kept for every draw
-    """
-
-    init: Callable[[Any], Any]
-    step: Callable[[jax.Array, Any, Any], tuple[Any, Any]]
-    acceptance_rate: Callable[[Any], jax.Array]
-    position: Callable[[Any], Any]
-    record: Callable[[Any, Any, Any], dict[str, jax.Array]]
 
 
 class LazyData(NamedTuple):
@@ -98,93 +106,77 @@ class RunOutput(NamedTuple):
     sampling_seconds: float
 
 
-class RunnerState(NamedTuple):
-    """Where :func:`run_chains` stands after a chunk: all it needs to carry on, on the host.
-
-    The chains run in groups (one chain, all of them, or one per device: the layout);
-    groups before ``group`` are finished, and group ``group`` has run its first
-    ``next_step`` steps (``num_steps`` when only its final tuning is left to read).
+class ChainPrograms(NamedTuple):
+    """A run's compiled programs, batched over a group of G chains.
 
     Attributes
     ----------
-    chain_method : "sequential", "vectorized" or "parallel" (resolved, never "auto")
-    num_chains, num_warmup, num_draws : int
-    chunk_size : int
-        Steps per compiled call; a resumed run must use the same (same programs).
-    num_groups : int
-    group : int
-        The group of chains in progress, 0 <= group < num_groups.
-    next_step : int
-        Steps the group has run, a multiple of chunk_size or num_steps.
-    carry : tuple of numpy arrays, each with leading axis G (the group's size, padding
-        included)
-        The group's flat carry between compiled calls (kernel and adaptation states).
-        PRNG keys are kept as their key data (``jax.random.key_data``).
-    carry_key_impls : tuple of str
-        For each carry array, the PRNG implementation it holds the key data of, or "".
-    draws : dict of numpy arrays, each shape (C_done, num_draws, ...)
-        Kept draws of the chains of finished groups, in chain order.
-    tuning : Tuning of numpy arrays with leading axis C_done
-        Final tuning of those chains.
-    group_draws : dict of numpy arrays, each shape (C_group, S_kept, ...)
-        Draws kept so far by the real (not padding) chains of the group in progress.
+    init : (positions, data) -> carry
+        Positions with leading axis G; the carry a tuple of arrays, each (G, ...).
+    run_chunk : (carry, chain_keys (G,), start (int32, shape ()), data) -> (carry, records)
+        Records: dict of arrays, each (G, chunk_size, ...).
+    final_tuning : carry -> Tuning, each leaf (G, ...)
     """
 
-    chain_method: str
-    num_chains: int
-    num_warmup: int
-    num_draws: int
-    chunk_size: int
-    num_groups: int
-    group: int
-    next_step: int
-    carry: tuple[np.ndarray, ...]
-    carry_key_impls: tuple[str, ...]
+    init: Any
+    run_chunk: Any
+    final_tuning: Any
+
+
+class FinishedChains(NamedTuple):
+    """The results of the chains whose groups are done, in chain order.
+
+    Attributes
+    ----------
+    draws : dict of numpy arrays, each shape (C_done, num_draws, ...)
+    tuning : Tuning of numpy arrays with leading axis C_done
+    """
+
     draws: dict[str, np.ndarray]
     tuning: Tuning
-    group_draws: dict[str, np.ndarray]
-
-    @property
-    def num_steps(self) -> int:
-        """Warm-up and kept steps of each chain."""
-        return self.num_warmup + self.num_draws
-
-    @property
-    def steps_done(self) -> int:
-        """Chain steps run so far, over all chains (padding chains not counted)."""
-        chains_done = _leading(self.draws)
-        return chains_done * self.num_steps + _leading(self.group_draws) * self.next_step
-
-    @property
-    def finished(self) -> bool:
-        """Every chain has run all its steps."""
-        return self.group == self.num_groups - 1 and self.next_step == self.num_steps
 
 
-class StopRequested(Exception):
-    """Raised by :func:`run_chains` when ``on_chunk`` asked it to stop.
+class GroupProgress(NamedTuple):
+    """The group of chains in progress.
 
     Attributes
     ----------
-    state : RunnerState
-        Where the run stopped; ``resume_from=state`` carries on from there.
+    index : int
+        Its place in the layout's groups.
+    num_real : int
+        Its chains that are not padding (the first ``num_real`` of its G).
+    carry : tuple of arrays, each (G, ...)
+        On the device, or host arrays just after a resume.
+    next_step : int
+        Steps run so far.
+    draw_pieces : tuple of dicts of numpy arrays, each (num_real, S_piece, ...)
+        Draws kept so far, in pieces along the draw axis (joined when a state needs them).
     """
 
-    def __init__(self, state: RunnerState):
-        super().__init__(f"stopped after {state.steps_done} chain steps on request")
-        self.state = state
+    index: int
+    num_real: int
+    carry: tuple
+    next_step: int
+    draw_pieces: tuple[dict[str, np.ndarray], ...]
 
 
-def _leading(arrays: dict[str, np.ndarray]) -> int:
-    return next(iter(arrays.values())).shape[0] if arrays else 0
+class HostLoop(NamedTuple):
+    """What the host loop needs, fixed for a run.
 
+    Attributes
+    ----------
+    plan : RunPlan
+    programs : ChainPrograms
+    data : pytree of arrays on the device(s)
+    progress_bar : has ``update(num_steps)`` and ``close()``
+    on_chunk : RunnerState -> bool, or None
+    """
 
-def _select(mask, new, old):
-    return jax.tree.map(lambda a, b: jnp.where(mask, a, b), new, old)
-
-
-def _chunk_size(num_steps: int, max_chunks: int) -> int:
-    return max(1, math.ceil(num_steps / max(1, min(max_chunks, num_steps))))
+    plan: RunPlan
+    programs: ChainPrograms
+    data: Any
+    progress_bar: Any
+    on_chunk: Callable[[RunnerState], bool] | None
 
 
 def run_chains(
@@ -220,7 +212,7 @@ def run_chains(
         copied into the executable.
     num_warmup, num_draws : int
     initial_tuning : Tuning
-        Step size and inverse mass matrix (shape (P,)) that warm-up starts from.
+        Step size (shape ()) and inverse mass matrix (shape (P,)) that warm-up starts from.
     chain_method : "sequential", "vectorized" (vmap over chains) or "parallel" (one chain
         per device at a time; on a CPU, see :func:`bgmm.devices.use_cpu_cores`)
     progress : bool
@@ -253,339 +245,304 @@ def run_chains(
     if chain_method not in CHAIN_METHODS:
         raise ValueError(f"unknown chain_method {chain_method!r}; expected one of {CHAIN_METHODS}")
     num_chains = jax.tree.leaves(initial_positions)[0].shape[0]
-    dtype = initial_tuning.inverse_mass_matrix.dtype
-    num_dimensions = initial_tuning.inverse_mass_matrix.shape[-1]
-    num_steps = num_warmup + num_draws
-    chunk = _chunk_size(num_steps, max_chunks)
-
-    position_spec = jax.tree.map(
-        lambda a: jax.ShapeDtypeStruct(np.shape(a)[1:], a.dtype), initial_positions
+    layout = ChainLayout(chain_method, num_chains)
+    plan = RunPlan(
+        chain_method=chain_method,
+        num_chains=num_chains,
+        num_warmup=num_warmup,
+        num_draws=num_draws,
+        chunk_size=_chunk_size(num_warmup + num_draws, max_chunks),
+        num_groups=len(layout.groups),
     )
+    spec = _chain_spec(plan, make_kernel, adaptation, initial_tuning, initial_positions)
 
-    def initial_adaptation_state():
-        if adaptation is None:
-            return initial_tuning
-        return adaptation.init(initial_tuning.step_size, num_dimensions, dtype)
-
-    def initial_carry(position, data):
-        return make_kernel(data).init(position), initial_adaptation_state()
-
-    # The compiled programs pass a chain's carry (kernel state, adaptation state) as a flat
-    # tuple of arrays: a stored program keeps the pytree structure of its arguments and
-    # results, and loading the kernel state's BlackJAX types would import BlackJAX (0.3 s
-    # of a warm demo). The structure is rebuilt while tracing, from shapes alone.
-    def carry_structure(data):
-        data_spec = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), data)
-        return jax.tree.structure(jax.eval_shape(initial_carry, position_spec, data_spec))
-
-    def init_chain(position, data):
-        return tuple(jax.tree.leaves(initial_carry(position, data)))
-
-    def tuning_of(adapt_state, is_warmup):
-        if adaptation is None:
-            return adapt_state
-        return jax.tree.map(
-            lambda a, b: jnp.where(is_warmup, a, b),
-            adaptation.current(adapt_state),
-            adaptation.final(adapt_state),
-        )
-
-    def final_tuning(carry):
-        structure = jax.tree.structure(jax.eval_shape(initial_adaptation_state))
-        adapt_state = structure.unflatten(carry[len(carry) - structure.num_leaves :])
-        return tuning_of(adapt_state, False)
-
-    # One compiled program serves warm-up and sampling (compiling two costs twice the
-    # time, which dominates short runs): the adaptation state freezes after warm-up.
-    def run_steps(carry, chain_key, start, data):
-        kernel = make_kernel(data)
-
-        def body(carry, index):
-            state, adapt_state = carry
-            is_warmup = index < num_warmup
-            tuning = tuning_of(adapt_state, is_warmup)
-            new_state, info = kernel.step(jax.random.fold_in(chain_key, index), state, tuning)
-            if adaptation is not None:
-                new_adapt_state = adaptation.update(
-                    adapt_state, index, kernel.position(new_state), kernel.acceptance_rate(info)
-                )
-                adapt_state = _select(is_warmup, new_adapt_state, adapt_state)
-            new_carry = _select(index < num_steps, (new_state, adapt_state), carry)
-            return new_carry, kernel.record(new_state, info, tuning)
-
-        carry = carry_structure(data).unflatten(carry)
-        carry, records = jax.lax.scan(body, carry, start + jnp.arange(chunk))
-        return tuple(jax.tree.leaves(carry)), records
-
-    def identity(role: str):
-        """What the program ``role`` closes over, for the program store (None: not stored)."""
-        if program_identity is None:
-            return None
-        others = (adaptation is None, num_warmup, num_steps, chunk, initial_tuning, chain_method)
-        return (role, program_identity, others)
-
-    layout = _ChainLayout(chain_method, num_chains)
     release_free_heap()  # what the start search freed
     compile_start = time.perf_counter()
     lazy = isinstance(data, LazyData)
     data_spec = layout.abstract(data.shapes) if lazy else layout.put(data)
-    example_position = layout.take(initial_positions, layout.groups[0])
-    group_keys = _group_keys(jax.random.split(rng_key, num_chains), layout.groups)
-    example_key = group_keys[0]
-    init_fn = layout.compile(init_chain, (0, DATA), (example_position, data_spec), identity("init"))
-    example_carry = init_fn.out_info
-    start0 = jnp.asarray(0, jnp.int32)
-    steps_fn = layout.compile(
-        run_steps,
-        (0, 0, None, DATA),
-        (example_carry, example_key, start0, data_spec),
-        identity("steps"),
-    )
-    final_fn = layout.compile(final_tuning, (0,), (example_carry,), identity("final"))
+    group_keys = layout.group_keys(jax.random.split(rng_key, num_chains))
+    example_args = (layout.take(initial_positions, layout.groups[0]), group_keys[0], data_spec)
+    identity = _program_identity(program_identity, spec, chain_method)
+    programs = _compile_chain_programs(spec, layout, example_args, identity)
     release_free_heap()  # the compiler's scratch memory, before the data and the sampler
     compile_seconds = time.perf_counter() - compile_start
     device_data = layout.put(data.load()) if lazy else data_spec
 
-    # Empty arrays of the recorded shapes, so that a state always has every record.
-    record_info = steps_fn.out_info[1]
-    no_draws = {
-        name: np.empty((0, num_draws, *info.shape[2:]), info.dtype)
-        for name, info in record_info.items()
-    }
-    no_tuning = jax.tree.map(
-        lambda info: np.empty((0, *info.shape[1:]), info.dtype), final_fn.out_info
-    )
     if resume_from is None:
-        first_group, done_draws, done_tuning = 0, no_draws, no_tuning
+        finished = _no_finished_chains(programs, num_draws)
     else:
-        this_run = {
-            "chain_method": chain_method,
-            "num_chains": num_chains,
-            "num_warmup": num_warmup,
-            "num_draws": num_draws,
-            "chunk_size": chunk,
-            "num_groups": len(layout.groups),
-        }
-        _check_state(resume_from, this_run, layout.groups, init_fn.out_info, record_info)
-        first_group = resume_from.group
-        done_draws, done_tuning = resume_from.draws, resume_from.tuning
-
-    bar = _progress_bar(num_chains * num_steps, progress)
+        finished = _chains_finished_before(resume_from, plan, layout, programs)
+    bar = _progress_bar(num_chains * plan.num_steps, progress)
     if resume_from is not None:
         bar.update(resume_from.steps_done)
+    loop = HostLoop(plan, programs, device_data, bar, on_chunk)
     sampling_start = time.perf_counter()
-    draws_per_group, tunings = [done_draws], [done_tuning]
-    for index in range(first_group, len(layout.groups)):
-        group, keys = layout.groups[index], group_keys[index]
-        num_real = min(len(group), num_chains - int(group[0]))
-        if resume_from is not None and index == resume_from.group:
-            carry = _carry_from_host(resume_from.carry, resume_from.carry_key_impls)
-            pieces, first_step = [resume_from.group_draws], resume_from.next_step
-        else:
-            carry = init_fn(layout.take(initial_positions, group), device_data)
-            none_yet = {
-                name: np.empty((num_real, 0, *a.shape[2:]), a.dtype) for name, a in no_draws.items()
-            }
-            pieces, first_step = [none_yet], 0
-        for start in range(first_step, num_steps, chunk):
-            carry, records = steps_fn(carry, keys, jnp.asarray(start, jnp.int32), device_data)
-            # Keep only the draws after warm-up and before the padded tail of the last chunk.
-            first = max(num_warmup - start, 0)
-            last = min(chunk, num_steps - start)
-            if first < last:
-                # Slice on the host: slicing the device arrays would compile a program per
-                # shape, a quarter of a second of a short run's sampling time.
-                pieces.append(
-                    jax.tree.map(
-                        lambda a, i=first, j=last, n=num_real: np.asarray(a)[:n, i:j], records
-                    )
-                )
-            else:
-                jax.block_until_ready(carry)
-            bar.update(num_real * last)
-            if on_chunk is not None:
-                pieces = [_concatenate(pieces, axis=1)]  # once per chunk, not once per state
-                state = RunnerState(
-                    chain_method=chain_method,
-                    num_chains=num_chains,
-                    num_warmup=num_warmup,
-                    num_draws=num_draws,
-                    chunk_size=chunk,
-                    num_groups=len(layout.groups),
-                    group=index,
-                    next_step=start + last,
-                    carry=_carry_to_host(carry),
-                    carry_key_impls=_key_impls(carry),
-                    draws=draws_per_group[0],
-                    tuning=tunings[0],
-                    group_draws=pieces[0],
-                )
-                if on_chunk(state):
-                    bar.close()
-                    raise StopRequested(state)
-        group_tuning = jax.tree.map(lambda a, n=num_real: np.asarray(a)[:n], final_fn(carry))
-        # Finished groups kept as one array each, which every later state shares.
-        tunings = [jax.tree.map(lambda *a: np.concatenate(a, axis=0), *tunings, group_tuning)]
-        draws_per_group = [_concatenate([*draws_per_group, _concatenate(pieces, axis=1)], axis=0)]
+    finished = _sample_groups(loop, layout, initial_positions, group_keys, finished, resume_from)
     bar.close()
     sampling_seconds = time.perf_counter() - sampling_start
-    return RunOutput(draws_per_group[0], tunings[0], compile_seconds, sampling_seconds)
+    return RunOutput(finished.draws, finished.tuning, compile_seconds, sampling_seconds)
 
 
-def _concatenate(parts: list[dict[str, np.ndarray]], axis: int) -> dict[str, np.ndarray]:
+def _chunk_size(num_steps: int, max_chunks: int) -> int:
+    return max(1, math.ceil(num_steps / max(1, min(max_chunks, num_steps))))
+
+
+def _chain_spec(
+    plan: RunPlan,
+    make_kernel: Callable[[Any], Kernel],
+    adaptation: Adaptation | None,
+    initial_tuning: Tuning,
+    initial_positions: Any,
+) -> ChainSpec:
+    return ChainSpec(
+        make_kernel=make_kernel,
+        adaptation=adaptation,
+        initial_tuning=initial_tuning,
+        num_warmup=plan.num_warmup,
+        num_steps=plan.num_steps,
+        chunk_size=plan.chunk_size,
+        position_spec=one_chain_spec(initial_positions),
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# Compiling the programs.
+# ---------------------------------------------------------------------------------------
+
+
+def _program_identity(program_identity: Any, spec: ChainSpec, chain_method: str):
+    """``role -> identity`` of the run's programs for the program store (None: not stored).
+
+    ``program_identity`` names what ``make_kernel`` and the adaptation close over; the
+    rest of what the programs close over is added here.
+    """
+    others = (
+        spec.adaptation is None,
+        spec.num_warmup,
+        spec.num_steps,
+        spec.chunk_size,
+        spec.initial_tuning,
+        chain_method,
+    )
+
+    def identity(role: str):
+        return None if program_identity is None else (role, program_identity, others)
+
+    return identity
+
+
+def _compile_chain_programs(
+    spec: ChainSpec,
+    layout: ChainLayout,
+    example_args: tuple[Any, jax.Array, Any],
+    identity: Callable[[str], Any],
+) -> ChainPrograms:
+    """Compile the programs of :mod:`bgmm.samplers.chain_programs`, batched over a group.
+
+    Parameters
+    ----------
+    spec : ChainSpec
+    layout : ChainLayout
+    example_args : (positions, chain_keys, data)
+        Of one group: positions and keys with leading axis G; the data as placed on the
+        device(s), or their ShapeDtypeStructs.
+    identity : role -> identity for the program store, or None
+
+    Returns
+    -------
+    ChainPrograms
+    """
+    positions, chain_keys, data = example_args
+
+    def compile_batched(fn, in_axes, args, role):
+        # compile_program looked up here, at call time: a benchmark wraps this module's name.
+        return compile_program(
+            layout.batch(fn, in_axes), args, identity=identity(role), devices=layout.devices
+        )
+
+    # The roles ("init", "steps", "final") are part of the stored programs' keys.
+    init = compile_batched(build_init_program(spec), (0, None), (positions, data), "init")
+    carry = init.out_info
+    start = jnp.asarray(0, jnp.int32)
+    run_chunk = compile_batched(
+        build_chunk_program(spec), (0, 0, None, None), (carry, chain_keys, start, data), "steps"
+    )
+    final_tuning = compile_batched(build_final_tuning_program(spec), (0,), (carry,), "final")
+    return ChainPrograms(init, run_chunk, final_tuning)
+
+
+# ---------------------------------------------------------------------------------------
+# The host loop: groups of chains, each in chunks.
+# ---------------------------------------------------------------------------------------
+
+
+def _no_finished_chains(programs: ChainPrograms, num_draws: int) -> FinishedChains:
+    """Results of no chains, with the shapes and dtypes of the records and tuning, so that
+    a state always has every record."""
+    draws = {
+        name: np.empty((0, num_draws, *info.shape[2:]), info.dtype)
+        for name, info in programs.run_chunk.out_info[1].items()
+    }
+    tuning = jax.tree.map(
+        lambda info: np.empty((0, *info.shape[1:]), info.dtype), programs.final_tuning.out_info
+    )
+    return FinishedChains(draws, tuning)
+
+
+def _chains_finished_before(
+    state: RunnerState, plan: RunPlan, layout: ChainLayout, programs: ChainPrograms
+) -> FinishedChains:
+    """The chains ``state`` had finished, once ``state`` is checked to be of this run
+    (ValueError otherwise)."""
+    record_info = programs.run_chunk.out_info[1]
+    check_resumable(state, plan, layout.groups, programs.init.out_info, record_info)
+    return FinishedChains(state.draws, state.tuning)
+
+
+def _sample_groups(
+    loop: HostLoop,
+    layout: ChainLayout,
+    initial_positions: Any,
+    group_keys: list[jax.Array],
+    finished: FinishedChains,
+    resume_from: RunnerState | None,
+) -> FinishedChains:
+    """Run every group not finished yet, in order, from the one ``resume_from`` stopped in.
+
+    Parameters
+    ----------
+    loop : HostLoop
+    layout : ChainLayout
+    initial_positions : pytree, every leaf with leading axis num_chains
+    group_keys : list of PRNG key arrays, each shape (G,)
+    finished : FinishedChains
+        Of the groups before the first to run.
+    resume_from : RunnerState or None
+
+    Returns
+    -------
+    FinishedChains
+        Of all chains.
+    """
+    first_group = 0 if resume_from is None else resume_from.group
+    for index in range(first_group, loop.plan.num_groups):
+        chains = layout.groups[index]
+        num_real = min(len(chains), loop.plan.num_chains - int(chains[0]))  # the rest: padding
+        if index == first_group and resume_from is not None:
+            group = _resumed_group(resume_from, num_real)
+        else:
+            positions = layout.take(initial_positions, chains)
+            group = _new_group(loop, index, num_real, positions, finished)
+        group = _run_group(loop, group, group_keys[index], finished)
+        finished = _add_finished_group(finished, group, loop.programs.final_tuning)
+    return finished
+
+
+def _new_group(
+    loop: HostLoop, index: int, num_real: int, positions: Any, finished: FinishedChains
+) -> GroupProgress:
+    """Start the group ``index`` at ``positions`` (leading axis G, ``num_real`` of them real)."""
+    carry = loop.programs.init(positions, loop.data)
+    no_draws = {
+        name: np.empty((num_real, 0, *a.shape[2:]), a.dtype) for name, a in finished.draws.items()
+    }
+    return GroupProgress(index, num_real, carry, 0, (no_draws,))
+
+
+def _resumed_group(state: RunnerState, num_real: int) -> GroupProgress:
+    """The group in progress in ``state``, its carry back in JAX's types."""
+    carry = carry_from_host(state.carry, state.carry_key_impls)
+    return GroupProgress(state.group, num_real, carry, state.next_step, (state.group_draws,))
+
+
+def _run_group(
+    loop: HostLoop, group: GroupProgress, chain_keys: jax.Array, finished: FinishedChains
+) -> GroupProgress:
+    """Run ``group``'s remaining chunks; after each, offer ``loop.on_chunk`` the state.
+
+    Raises
+    ------
+    StopRequested
+        When ``loop.on_chunk`` returned True.
+    """
+    plan = loop.plan
+    for start in range(group.next_step, plan.num_steps, plan.chunk_size):
+        carry, records = loop.programs.run_chunk(
+            group.carry, chain_keys, jnp.asarray(start, jnp.int32), loop.data
+        )
+        kept = _kept_draws(plan, records, start, group.num_real)
+        if kept is None:
+            jax.block_until_ready(carry)  # nothing to copy back waits for the chunk
+        steps_run = min(plan.chunk_size, plan.num_steps - start)
+        pieces = group.draw_pieces if kept is None else (*group.draw_pieces, kept)
+        group = group._replace(carry=carry, next_step=start + steps_run, draw_pieces=pieces)
+        loop.progress_bar.update(group.num_real * steps_run)
+        if loop.on_chunk is not None:
+            # Joined once per chunk, not once per state, and kept joined.
+            group = group._replace(draw_pieces=(_join(group.draw_pieces, axis=1),))
+            state = _runner_state(plan, group, finished)
+            if loop.on_chunk(state):
+                loop.progress_bar.close()
+                raise StopRequested(state)
+    return group
+
+
+def _kept_draws(
+    plan: RunPlan, records: dict[str, jax.Array], start: int, num_real: int
+) -> dict[str, np.ndarray] | None:
+    """The draws of a chunk from step ``start`` that are kept: after warm-up, before the
+    padded tail of the last chunk, of the real chains; None if there are none.
+
+    Parameters
+    ----------
+    records : dict of arrays, each (G, chunk_size, ...)
+
+    Returns
+    -------
+    dict of numpy arrays, each (num_real, S_kept, ...), or None
+    """
+    first = max(plan.num_warmup - start, 0)
+    last = min(plan.chunk_size, plan.num_steps - start)
+    if first >= last:
+        return None
+    # Sliced on the host: slicing the device arrays would compile a program per shape.
+    return jax.tree.map(lambda a: np.asarray(a)[:num_real, first:last], records)
+
+
+def _runner_state(plan: RunPlan, group: GroupProgress, finished: FinishedChains) -> RunnerState:
+    """The host's copy of the run, its group's draws already joined into one piece."""
+    (group_draws,) = group.draw_pieces
+    carry, key_impls = carry_to_host(group.carry)
+    return RunnerState(
+        **plan._asdict(),
+        group=group.index,
+        next_step=group.next_step,
+        carry=carry,
+        carry_key_impls=key_impls,
+        draws=finished.draws,
+        tuning=finished.tuning,
+        group_draws=group_draws,
+    )
+
+
+def _add_finished_group(
+    finished: FinishedChains, group: GroupProgress, final_tuning: Callable
+) -> FinishedChains:
+    """``finished`` with the real chains of the completed ``group`` appended."""
+    group_tuning = jax.tree.map(
+        lambda a: np.asarray(a)[: group.num_real], final_tuning(group.carry)
+    )
+    # One array per record for all finished chains, which every later state shares.
+    tuning = jax.tree.map(lambda *a: np.concatenate(a, axis=0), finished.tuning, group_tuning)
+    draws = _join([finished.draws, _join(group.draw_pieces, axis=1)], axis=0)
+    return FinishedChains(draws, tuning)
+
+
+def _join(parts: list[dict[str, np.ndarray]], axis: int) -> dict[str, np.ndarray]:
+    """Concatenate dicts of arrays name by name along ``axis`` (one part: itself, no copy)."""
     if len(parts) == 1:
         return parts[0]
     return {name: np.concatenate([p[name] for p in parts], axis=axis) for name in parts[0]}
-
-
-def _is_key(a) -> bool:
-    return jnp.issubdtype(a.dtype, jax.dtypes.prng_key)
-
-
-def _carry_to_host(carry: tuple) -> tuple[np.ndarray, ...]:
-    """The carry as numpy arrays; keys as their key data (numpy has no key dtype)."""
-    return tuple(np.asarray(jax.random.key_data(a) if _is_key(a) else a) for a in carry)
-
-
-def _key_impls(carry: tuple) -> tuple[str, ...]:
-    return tuple(str(jax.random.key_impl(a)) if _is_key(a) else "" for a in carry)
-
-
-def _carry_from_host(carry: tuple[np.ndarray, ...], key_impls: tuple[str, ...]) -> tuple:
-    return tuple(
-        jax.random.wrap_key_data(a, impl=impl) if impl else a
-        for a, impl in zip(carry, key_impls, strict=True)
-    )
-
-
-def _check_state(
-    state: RunnerState, run: dict[str, Any], groups: list[np.ndarray], carry_info, record_info
-) -> None:
-    """Refuse a state that another run (or this run on other devices) left.
-
-    ``run``: the state's settings fields as this run has them; ``carry_info`` and
-    ``record_info``: shapes and dtypes of the compiled programs' carry and records.
-    """
-    saved = {name: getattr(state, name) for name in run}
-    if saved != run:
-        raise ValueError(
-            f"the saved state is of another run ({saved}; this run {run}: another "
-            "max_chunks, or another number of devices?)"
-        )
-    if not 0 <= state.group < state.num_groups or not 0 < state.next_step <= state.num_steps:
-        raise ValueError(
-            f"the saved state is at no step of the run: {state.group, state.next_step}"
-        )
-    first = int(groups[state.group][0])  # the chains before it are finished
-    num_real = min(len(groups[state.group]), state.num_chains - first)
-    kept = min(max(state.next_step - state.num_warmup, 0), state.num_draws)
-    expected = {
-        "draws": {
-            k: ((first, state.num_draws, *i.shape[2:]), i.dtype) for k, i in record_info.items()
-        },
-        "group_draws": {
-            k: ((num_real, kept, *i.shape[2:]), i.dtype) for k, i in record_info.items()
-        },
-        "carry": [(tuple(i.shape), str(i.dtype)) for i in carry_info],
-    }
-    restored = _carry_from_host(state.carry, state.carry_key_impls)
-    found = {
-        "draws": {k: (a.shape, a.dtype) for k, a in state.draws.items()},
-        "group_draws": {k: (a.shape, a.dtype) for k, a in state.group_draws.items()},
-        "carry": [(tuple(np.shape(a)), str(a.dtype)) for a in restored],
-    }
-    for part, shapes in expected.items():
-        if found[part] != shapes:
-            raise ValueError(
-                f"the saved state's {part} have shapes and dtypes {found[part]}; this run "
-                f"expects {shapes}"
-            )
-    if state.tuning.step_size.shape[:1] != (first,):
-        raise ValueError(
-            f"the saved state has the tuning of {len(state.tuning.step_size)} chains, not {first}"
-        )
-
-
-def _group_keys(chain_keys: jax.Array, groups: list[np.ndarray]) -> list[jax.Array]:
-    """The keys of each group of chains, selected on the host: indexing the device array
-    compiles a small program per selection (a quarter of a second in a warm demo)."""
-    if not jnp.issubdtype(chain_keys.dtype, jax.dtypes.prng_key):
-        return [np.asarray(chain_keys)[group] for group in groups]
-    impl = jax.random.key_impl(chain_keys)
-    key_data = np.asarray(jax.random.key_data(chain_keys))
-    return [jax.random.wrap_key_data(key_data[group], impl=impl) for group in groups]
-
-
-class _ChainLayout:
-    """How chains map onto compiled calls.
-
-    sequential: one chain per call. vectorized: all chains in one vmapped call. parallel:
-    one chain per device per call (shard_map over a mesh of devices), in rounds; the last
-    round is padded with copies of real chains, whose draws are dropped, so that one
-    compiled program serves every round. Every layout vmaps the chain axis, so the
-    compiled functions look alike.
-    """
-
-    def __init__(self, chain_method: str, num_chains: int):
-        if chain_method == "parallel":
-            devices = jax.local_devices()[: max(1, min(num_chains, jax.local_device_count()))]
-            self.mesh = Mesh(np.array(devices), ("chains",))
-            size = len(devices)
-        else:
-            self.mesh = None
-            size = num_chains if chain_method == "vectorized" else 1
-        self.groups = [
-            np.minimum(np.arange(first, first + size), num_chains - 1)
-            for first in range(0, num_chains, size)
-        ]
-
-    def put(self, data):
-        """Place the data once (replicated on every device of the mesh)."""
-        if self.mesh is None:
-            return jax.device_put(data)
-        return jax.device_put(data, NamedSharding(self.mesh, PartitionSpec()))
-
-    def abstract(self, shapes):
-        """What :meth:`put` will make of data of these shapes, for compiling."""
-        sharding = None if self.mesh is None else NamedSharding(self.mesh, PartitionSpec())
-        return jax.tree.map(
-            lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), shapes
-        )
-
-    @staticmethod
-    def take(tree, group: np.ndarray):
-        """The chains of ``group``, selected on the host (no small program per selection)."""
-        return jax.tree.map(lambda a: np.asarray(a)[group], tree)
-
-    def compile(self, fn, in_axes, example_args, identity):
-        """Compile ``fn`` batched over chains; ``in_axes`` uses DATA for the data argument.
-
-        ``identity`` names the program for the program store (None: not stored).
-        """
-        axes = tuple(None if a is DATA else a for a in in_axes)
-        batched = jax.vmap(fn, in_axes=axes)
-        if self.mesh is not None:
-            specs = tuple(PartitionSpec() if a is None else PartitionSpec("chains") for a in axes)
-            batched = jax.shard_map(
-                batched,
-                mesh=self.mesh,
-                in_specs=specs,
-                out_specs=PartitionSpec("chains"),
-                check_vma=False,  # BlackJAX's lax.cond branches mix per-chain and shared values
-            )
-        devices = [_default_device()] if self.mesh is None else list(self.mesh.devices.flat)
-        return compile_program(batched, example_args, identity=identity, devices=devices)
-
-
-def _default_device() -> jax.Device:
-    """The device ``jax.jit`` runs a program on when its arguments do not say."""
-    default = jax.config.values["jax_default_device"]
-    if isinstance(default, jax.Device):
-        return default
-    return jax.devices(default)[0] if isinstance(default, str) else jax.devices()[0]
-
-
-DATA = object()  # marks the data argument in _ChainLayout.compile's in_axes
 
 
 class _NoBar:
@@ -597,6 +554,7 @@ class _NoBar:
 
 
 def _progress_bar(total: int, enabled: bool):
+    """A tqdm bar of ``total`` chain steps on stderr, or one that shows nothing."""
     if not enabled:
         return _NoBar()
     from tqdm import tqdm  # an edge dependency, only when a terminal asks for it
