@@ -48,7 +48,7 @@ def test_second_run_reads_the_compilation_cache(tmp_path):
     first = _demo(tmp_path, cache)
     entries = _files(cache)
     assert entries, "the first run wrote no compiled programs"
-    # The sampler's init, steps and final programs, whole (bgmm.samplers.programs).
+    # The sampler's init, steps and final programs, whole (bgmm.plumbing.programs).
     assert len([e for e in entries if e.startswith("programs")]) == 3
     assert all(e.startswith(("programs/", "executables/")) for e in entries), entries
     second = _demo(tmp_path, cache)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import bgmm.memory
+import bgmm.plumbing.memory
 from bgmm import data as data_module
 from bgmm.data import DataError, Standardizer, check_num_components, delimited, load_data, tables
 from bgmm.errors import UserError
@@ -545,9 +545,9 @@ def test_max_input_bytes_is_a_quarter_of_memory():
 
 
 def test_max_input_bytes_follows_the_memory_module(monkeypatch):
-    monkeypatch.setattr(bgmm.memory, "physical_memory_bytes", lambda: 2**32)
+    monkeypatch.setattr(bgmm.plumbing.memory, "physical_memory_bytes", lambda: 2**32)
     assert data_module.max_input_bytes() == 2**30
-    monkeypatch.setattr(bgmm.memory, "physical_memory_bytes", lambda: None)
+    monkeypatch.setattr(bgmm.plumbing.memory, "physical_memory_bytes", lambda: None)
     assert data_module.max_input_bytes() == 8 * 2**30
 
 
@@ -608,12 +608,12 @@ def test_check_value_range():
 
 def test_check_draws_memory(monkeypatch):
     assert data_module.draws_memory_bytes(4, 1000, 3, 2) == 8 * 4000 * 3 * (8 * 4 + 4 + 4)
-    monkeypatch.setattr(bgmm.memory, "physical_memory_bytes", lambda: 2**30)
+    monkeypatch.setattr(bgmm.plumbing.memory, "physical_memory_bytes", lambda: 2**30)
     data_module.check_draws_memory(4, 1000, 3, 2)
     with pytest.raises(UserError, match=r"4 chains x 1000 draws .* D=100 .* memory") as info:
         data_module.check_draws_memory(4, 1000, 3, 100)
     assert isinstance(info.value, ValueError) and info.value.option == "num_draws"
-    monkeypatch.setattr(bgmm.memory, "physical_memory_bytes", lambda: None)
+    monkeypatch.setattr(bgmm.plumbing.memory, "physical_memory_bytes", lambda: None)
     data_module.check_draws_memory(4, 1000, 3, 100)  # unknown: no check
 
 

@@ -7,11 +7,11 @@ import jax
 import numpy as np
 import pytest
 
-from bgmm.cache import ProgramDirectory
 from bgmm.config import RunConfig
 from bgmm.inference import sample_posterior
 from bgmm.model import Params, tutorial_priors
-from bgmm.samplers import programs
+from bgmm.plumbing import programs
+from bgmm.plumbing.cache import ProgramDirectory
 from bgmm.tutorial import tutorial_data, tutorial_start
 
 
@@ -202,7 +202,7 @@ def test_describes_only_what_it_can_tell_apart():
 def test_a_program_found_in_jax_cache_is_still_stored(tmp_path):
     """The store keeps exported programs, not executables, so a compile that JAX's cache
     answers can be stored too (XLA:CPU cannot serialize such an executable again)."""
-    from bgmm.cache import enable_compilation_cache
+    from bgmm.plumbing.cache import enable_compilation_cache
 
     previous = programs.use_program_store(None)
     try:

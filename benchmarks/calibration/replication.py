@@ -75,7 +75,8 @@ def keep_programs_in_memory() -> bool:
     as expected.
     """
     try:
-        from bgmm.samplers import programs, runner
+        from bgmm.plumbing import programs
+        from bgmm.samplers import runner
 
         original = runner.compile_program
         key_of = programs.program_key

@@ -2,16 +2,16 @@
 
 Importing bgmm changes nothing outside it: not JAX's configuration, not the environment.
 float64 is the default precision of its runs (as in the TFP tutorial), switched on around
-bgmm's own calls only (:mod:`bgmm.precision`); float32 runs pass their dtype. Two opt-in
+bgmm's own calls only (:mod:`bgmm.plumbing.precision`); float32 runs pass their dtype. Two opt-in
 calls change the process: :func:`use_cpu_cores` (each CPU core a JAX device, so that
 chains run side by side; the ``bgmm`` command does this) and
 :func:`enable_compilation_cache`.
 """
 
 from bgmm.api import BayesianGMM, FitResult, demo, resume
-from bgmm.cache import enable_compilation_cache
-from bgmm.devices import use_cpu_cores
 from bgmm.model import Params, Priors, default_priors, tutorial_priors
+from bgmm.plumbing.cache import enable_compilation_cache
+from bgmm.plumbing.devices import use_cpu_cores
 from bgmm.tutorial import tutorial_data
 
 __all__ = [

@@ -34,13 +34,13 @@ from bgmm.checkpoint import (
 from bgmm.config import RunConfig, defaults, demo_config, parameters_doc, signature
 from bgmm.data import Standardizer, check_num_components
 from bgmm.data.subsample import subsample_rows
-from bgmm.devices import default_chain_method
 from bgmm.errors import UserError
 from bgmm.inference import SamplerSettings, likelihood_data_bytes, sample_posterior
 from bgmm.model.likelihood import draws_pointwise_log_likelihood
 from bgmm.model.priors import Priors, default_priors, tutorial_priors
 from bgmm.model.transforms import Params
-from bgmm.precision import float64_scope
+from bgmm.plumbing.devices import default_chain_method
+from bgmm.plumbing.precision import float64_scope
 from bgmm.relabel import relabel_draws
 from bgmm.results import build_inference_data, format_summary, run_attributes, summarize
 from bgmm.samplers.runner import LazyData, RunOutput, StopRequested

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from bgmm.model.normal import mvn_chol_precision_sample
-from bgmm.precision import float64_scope
+from bgmm.plumbing.precision import float64_scope
 
 __all__ = ["MvnCheck", "chol_precision_normal_check"]
 

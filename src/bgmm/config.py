@@ -227,7 +227,7 @@ class RunConfig:
         Parameters
         ----------
         chain_method : str, optional
-            The layout "auto" resolved to (:func:`bgmm.devices.default_chain_method`);
+            The layout "auto" resolved to (:func:`bgmm.plumbing.devices.default_chain_method`);
             required when ``self.chain_method`` is "auto".
         """
         chain_method = chain_method or self.chain_method

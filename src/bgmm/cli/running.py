@@ -53,7 +53,7 @@ def progress_wanted(args) -> bool:
 
 def use_cache(args) -> None:
     if not args.no_cache:
-        from bgmm.cache import enable_compilation_cache
+        from bgmm.plumbing.cache import enable_compilation_cache
 
         enable_compilation_cache()
 

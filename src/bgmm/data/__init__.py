@@ -12,7 +12,7 @@ The data are an ``(N, D)`` array of finite float64 values: ``N`` observations (r
   standardised units;
 - :mod:`bgmm.data.errors`: :class:`DataError` and :class:`DataWarning`.
 
-The memory check for the draws lives in :mod:`bgmm.memory` (it concerns the run's options
+The memory check for the draws lives in :mod:`bgmm.plumbing.memory` (it concerns the run's options
 and the machine, not the data) and is re-exported here, as are the names above.
 """
 
@@ -38,7 +38,7 @@ from bgmm.data.tables import (
     parse_table,
     read_input,
 )
-from bgmm.memory import check_draws_memory, draws_memory_bytes, physical_memory_bytes
+from bgmm.plumbing.memory import check_draws_memory, draws_memory_bytes, physical_memory_bytes
 
 __all__ = [
     "EXTREME_ROWS_FRACTION",

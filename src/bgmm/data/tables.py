@@ -14,10 +14,10 @@ from typing import BinaryIO
 
 import numpy as np
 
-from bgmm import memory
 from bgmm.data.delimited import header_names, parse_delimited_text
 from bgmm.data.errors import DataError
 from bgmm.data.npy import NPY_MAGIC, parse_npy
+from bgmm.plumbing import memory
 
 __all__ = [
     "STDIN_NAME",
@@ -186,7 +186,7 @@ def max_input_bytes() -> int:
     Parsing a CSV file takes several times its size in memory; beyond this the machine
     would swap or the process be killed, so bgmm stops with a message instead.
     """
-    # Looked up in bgmm.memory at each call: patching it there changes this limit too.
+    # Looked up in bgmm.plumbing.memory at each call: patching it there changes this limit too.
     total = memory.physical_memory_bytes()
     return 8 * 2**30 if total is None else max(total // 4, 2**20)
 

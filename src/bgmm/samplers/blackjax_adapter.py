@@ -9,7 +9,7 @@ reason it is used. Checked with blackjax 1.7.1; ``tests/test_hmc.py`` checks tha
 name exists with the fields bgmm reads, so an upgrade that moves one fails there first.
 
 Nothing here imports BlackJAX when this module is imported: a warm run loads its compiled
-programs (:mod:`bgmm.samplers.programs`) and builds no kernel, so it never pays for
+programs (:mod:`bgmm.plumbing.programs`) and builds no kernel, so it never pays for
 importing BlackJAX.
 """
 

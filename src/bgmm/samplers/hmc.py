@@ -9,7 +9,7 @@ observation, so taking it only at the end point makes each leapfrog step cheaper
 
 BlackJAX is reached through :mod:`bgmm.samplers.blackjax_adapter` alone, and imported where
 a kernel is built, not with this module: a warm run loads its compiled programs
-(:mod:`bgmm.samplers.programs`) and builds no kernel, so it never imports BlackJAX.
+(:mod:`bgmm.plumbing.programs`) and builds no kernel, so it never imports BlackJAX.
 """
 
 from __future__ import annotations

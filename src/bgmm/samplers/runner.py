@@ -15,7 +15,7 @@ The pieces, one concept each:
   batched over them (vmap, shard_map);
 - :mod:`bgmm.samplers.runner_state`: the host's copy of a run between chunks;
 - this module: compiling the programs (through the program store of
-  :mod:`bgmm.samplers.programs`) and the host loop that calls them.
+  :mod:`bgmm.plumbing.programs`) and the host loop that calls them.
 
 Between chunks the host holds everything the run depends on (:class:`RunnerState`): a
 callback can save it, and a later run started from it (``resume_from``) calls the same
@@ -35,7 +35,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bgmm.memory import release_free_heap
+from bgmm.plumbing.memory import release_free_heap
+from bgmm.plumbing.programs import compile_program
 from bgmm.samplers.adaptation import Adaptation
 from bgmm.samplers.chain_layout import ChainLayout
 from bgmm.samplers.chain_programs import (
@@ -47,7 +48,6 @@ from bgmm.samplers.chain_programs import (
     one_chain_spec,
 )
 from bgmm.samplers.hmc import Tuning
-from bgmm.samplers.programs import compile_program
 from bgmm.samplers.runner_state import (
     RunnerState,
     RunPlan,
@@ -214,15 +214,15 @@ def run_chains(
     initial_tuning : Tuning
         Step size (shape ()) and inverse mass matrix (shape (P,)) that warm-up starts from.
     chain_method : "sequential", "vectorized" (vmap over chains) or "parallel" (one chain
-        per device at a time; on a CPU, see :func:`bgmm.devices.use_cpu_cores`)
+        per device at a time; on a CPU, see :func:`bgmm.plumbing.devices.use_cpu_cores`)
     progress : bool
         Show a progress bar on stderr.
     max_chunks : int
         Each chain runs in at most this many compiled calls.
-    program_identity : value accepted by :func:`bgmm.samplers.programs.program_key`, or None
+    program_identity : value accepted by :func:`bgmm.plumbing.programs.program_key`, or None
         Names everything ``make_kernel`` and ``adaptation`` close over, so that the
         compiled programs can be kept in the program store and loaded by a later run
-        (:mod:`bgmm.samplers.programs`). None: never stored.
+        (:mod:`bgmm.plumbing.programs`). None: never stored.
     resume_from : RunnerState, optional
         Carry on from where a run with the same arguments stopped (``chain_method`` and
         ``max_chunks`` included); the draws are bit-identical to those of a run never

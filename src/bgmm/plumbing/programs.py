@@ -14,7 +14,7 @@ is used (docs/design.md, "The program store"). A record that fails is deleted an
 A program is stored under a key that names everything it depends on: what the caller
 says its functions close over (``identity``), the shapes, dtypes and shardings of its
 arguments, the devices, JAX's configuration and the versions of jax, jaxlib, blackjax and
-numpy. The store itself (:mod:`bgmm.cache`) separates installations of bgmm. A key that
+numpy. The store itself (:mod:`bgmm.plumbing.cache`) separates installations of bgmm. A key that
 missed something would silently reuse a wrong program, so callers pass values, not
 summaries, and anything this module cannot describe is refused.
 

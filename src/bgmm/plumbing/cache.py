@@ -3,7 +3,7 @@
 Two caches share one directory: JAX's persistent compilation cache (every compiled
 program, looked up after tracing; in ``executables/``) and bgmm's program store (the
 sampler's programs in their exported form, loaded without tracing, in ``programs/``;
-:mod:`bgmm.samplers.programs`).
+:mod:`bgmm.plumbing.programs`).
 
 A compiled executable is native code that the next run executes, so the directory must be
 as trusted as the installed packages. As ssh does with its keys, bgmm makes the directory
@@ -27,7 +27,7 @@ from pathlib import Path
 import jax
 from jax._src.compilation_cache_interface import CacheInterface  # no public name (jax 0.10)
 
-from bgmm.samplers.programs import StoreWarning, use_program_store
+from bgmm.plumbing.programs import StoreWarning, use_program_store
 
 __all__ = [
     "ExecutableCache",
@@ -58,12 +58,12 @@ def enable_compilation_cache(path: str | os.PathLike | None = None) -> Path | No
     Every program is cached, however fast it compiled: our runs compile a handful of
     programs of a second or two each, which is most of a short run's time. The sampler's
     programs are also kept in exported form, so that a later run does not trace them
-    (:mod:`bgmm.samplers.programs`), unless JAX's cache is switched off
+    (:mod:`bgmm.plumbing.programs`), unless JAX's cache is switched off
     (``JAX_ENABLE_COMPILATION_CACHE=false``).
 
     Returns the directory, or None when it cannot be created or is not trusted (another
     user owns or could write it, a folder above it, or something in it: one
-    :class:`bgmm.samplers.programs.StoreWarning`); the run then simply compiles.
+    :class:`bgmm.plumbing.programs.StoreWarning`); the run then simply compiles.
     """
     directory = Path(path) if path is not None else default_cache_dir()
     try:
@@ -192,11 +192,11 @@ class RecordDirectory:
 
 
 class ProgramDirectory(RecordDirectory):
-    """A :class:`bgmm.samplers.programs.ProgramStore` in a directory of files.
+    """A :class:`bgmm.plumbing.programs.ProgramStore` in a directory of files.
 
     Its namespace is a digest of bgmm's source files and XLA_FLAGS, which the program keys
     do not otherwise cover; records live in a subdirectory of that name. The records
-    check themselves (:func:`bgmm.samplers.programs.decode_record`).
+    check themselves (:func:`bgmm.plumbing.programs.decode_record`).
     """
 
     def __init__(self, path: str | os.PathLike):
