@@ -576,7 +576,7 @@ def test_process_substitution_keeps_the_header(tmp_path):
 
 def test_process_seconds_count_from_the_start_of_the_process():
     """The reported process time includes the interpreter's start and `import bgmm`."""
-    code = "import time; time.sleep(0.5); import bgmm.cli as c; print(c._process_seconds())"
+    code = "import time; time.sleep(0.5); import bgmm.cli.running as c; print(c.process_seconds())"
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     wall = time.perf_counter() - start

@@ -1,5 +1,5 @@
 """A run without data must reproduce the prior's moments: the check that catches a missing
-Wishart-on-Cholesky Jacobian (design.md 1.2).
+Wishart-on-Cholesky Jacobian (docs/design.md 1.2).
 
 Error rate: every moment is tested with |mean - truth| / MCSE < 4.5; with 13 moments the
 chance of a false failure is about 13 * 7e-6 ~ 1e-4 per run.
@@ -59,6 +59,6 @@ def test_prior_only_run_reproduces_prior_moments_with_jacobian(z_scores):
 
 @pytest.mark.slow
 def test_tutorial_density_misses_the_wishart_moments(z_scores):
-    """Negative control: without the Jacobian E[T] is far from nu S (design.md 1.2)."""
+    """Negative control: without the Jacobian E[T] is far from nu S (docs/design.md 1.2)."""
     z = _prior_moment_z(_prior_run("tutorial"), z_scores)
     assert np.max(np.abs(z["precision"])) > 10 * Z_LIMIT

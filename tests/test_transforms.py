@@ -242,7 +242,7 @@ def test_log_det_jacobian_matches_jacfwd(k, d):
 
         # Each piece alone, so a wrong weights term cannot hide behind a wrong chol term:
         # the weights piece is sum_k log theta_k (0 for K = 1), the chol piece is
-        # sum log sigmoid of the raw diagonal (design.md 1.3).
+        # sum log sigmoid of the raw diagonal (docs/design.md 1.3).
         theta = np.asarray(out["params"].weights)
         np.testing.assert_allclose(np.sum(np.log(theta)), w, rtol=RTOL, atol=1e-12)
         raw = np.asarray(u.chol_precision)[:, diag_positions(d)]

@@ -1,4 +1,4 @@
-"""Reproduction of the TFP tutorial (design.md section 1).
+"""Reproduction of the TFP tutorial (docs/design.md section 1).
 
 The tutorial printed the averages of ONE chain of 2000 strongly correlated draws, so its
 numbers carry a large Monte Carlo error of their own. We run its exact configuration

@@ -147,7 +147,7 @@ def test_runner_feeds_the_window_adaptation():
     run = run_chains(
         jax.random.key(1),
         _gaussian_kernel,
-        window_adaptation(NUM_WARMUP),
+        window_adaptation(NUM_WARMUP, 0.8),
         np.ones((2, 3)),
         num_warmup=NUM_WARMUP,
         num_draws=2,

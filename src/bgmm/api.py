@@ -20,6 +20,7 @@ import jax
 import numpy as np
 
 from bgmm.checkpoint import (
+    DEFAULT_CHECKPOINT_INTERVAL,
     Checkpoint,
     CheckpointError,
     CheckpointPlan,
@@ -168,7 +169,7 @@ class BayesianGMM:
         progress: bool = False,
         source: str = "data",
         checkpoint_dir: str | os.PathLike | None = None,
-        checkpoint_interval: float = 30.0,
+        checkpoint_interval: float = DEFAULT_CHECKPOINT_INTERVAL,
         should_stop: Callable[[], bool] | None = None,
         extra: dict[str, Any] | None = None,
         keep_checkpoint: bool = False,
@@ -448,7 +449,7 @@ def demo(
     *,
     progress: bool = False,
     checkpoint_dir: str | os.PathLike | None = None,
-    checkpoint_interval: float = 30.0,
+    checkpoint_interval: float = DEFAULT_CHECKPOINT_INTERVAL,
     should_stop: Callable[[], bool] | None = None,
     extra: dict[str, Any] | None = None,
     keep_checkpoint: bool = False,

@@ -49,6 +49,7 @@ from bgmm.samplers.runner import RunnerState
 
 __all__ = [
     "CHECKPOINT_DIRNAME",
+    "DEFAULT_CHECKPOINT_INTERVAL",
     "FORMAT_VERSION",
     "Checkpoint",
     "CheckpointError",
@@ -69,6 +70,8 @@ __all__ = [
 ]
 
 CHECKPOINT_DIRNAME = ".bgmm-checkpoint"
+# Seconds at least between two checkpoints of a run, unless asked otherwise.
+DEFAULT_CHECKPOINT_INTERVAL = 30.0
 FORMAT_VERSION = 1
 _FORMAT_NAME = "bgmm-checkpoint"
 _METADATA = "checkpoint.json"
@@ -396,7 +399,7 @@ class CheckpointWriter:
         self,
         directory: str | os.PathLike,
         make: Callable[[RunnerState], Checkpoint],
-        interval: float = 30.0,
+        interval: float = DEFAULT_CHECKPOINT_INTERVAL,
         should_stop: Callable[[], bool] | None = None,
         write_last: bool = False,
     ) -> None:

@@ -1,4 +1,4 @@
-"""The tutorial's sanity check of the Cholesky-precision normal (design.md section 1.1).
+"""The tutorial's sanity check of the Cholesky-precision normal (docs/design.md section 1.1).
 
 loc = [1, -1], L = [[1, 0], [2, 8]]: 10^6 draws must reproduce the mean and the
 covariance (L L')^{-1} = [[1.0625, -0.03125], [-0.03125, 0.015625]].

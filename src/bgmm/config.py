@@ -136,7 +136,9 @@ class RunConfig:
     )
     target_accept: float | None = _option(
         None,
-        "mean acceptance the window adaptation aims at (default 0.65 for HMC, 0.8 for NUTS)",
+        "mean acceptance the window adaptation aims at (default "
+        + ", ".join(f"{v} for {k.upper()}" for k, v in DEFAULT_TARGET_ACCEPT.items())
+        + ")",
         flag="--target-accept",
         parse=float,
     )

@@ -105,9 +105,8 @@ class SamplerSettings(NamedTuple):
 def prepare_data(data: np.ndarray, dtype, likelihood: LikelihoodForm = "auto"):
     """The data in the form the likelihood reads, built once per run.
 
-    "gemm": the features of :mod:`bgmm.model.gemm_likelihood` (N x F, F = 1 + D + D(D+1)/2);
-    measured on a 2-core CPU at N = 10^5 it is 3x (D = 2, K = 3) to 14x (D = 8, K = 16)
-    faster than "direct" for every D up to 32 (docs/benchmarks.md). "direct": the (N, D)
+    "gemm": the features of :mod:`bgmm.model.gemm_likelihood` (N x F, F = 1 + D + D(D+1)/2),
+    faster than "direct" from N = 10^5 on (docs/design.md section 12). "direct": the (N, D)
     array itself, batched products with each L_k; no feature matrix. "auto": "gemm" unless
     the feature matrix would exceed FEATURE_MEMORY_BUDGET_BYTES, then "direct".
     """

@@ -1,7 +1,7 @@
 """The TFP tutorial's data set, start, sampler settings and printout, embedded.
 
 Data: numpy RandomState(43); true_loc = [[-2, -2], [0, 0], [2, 2]]; z = randint(0, 3, 1000);
-y = true_loc[z] + randn(1000, 2), float64 (design.md section 1).
+y = true_loc[z] + randn(1000, 2), float64 (docs/design.md section 1).
 """
 
 from __future__ import annotations

@@ -42,8 +42,8 @@ def run() -> NoReturn:
     bgmm.use_cpu_cores()
 
     # What is imported now lives until exit: the garbage collector need not scan it at
-    # every collection (JAX's tracing triggers many) nor once more at exit. Measured on a
-    # warm `bgmm demo`: 0.35 s less in the run and 0.4 s less at exit.
+    # every collection (JAX's tracing triggers many) nor once more at exit (docs/design.md
+    # section 12).
     gc.freeze()
     code = main()
     gc.freeze()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import NoReturn
 
+from bgmm.checkpoint import DEFAULT_CHECKPOINT_INTERVAL
 from bgmm.errors import UserError
 
 __all__ = ["build_parser", "config_from", "message_of"]
@@ -74,6 +75,8 @@ def _add_config_options(parser: argparse.ArgumentParser, command: str) -> None:
 
 
 _METAVARS = {int: "N", float: "X"}
+# Options of the command line's own (not run options) that a UserError may name.
+_OWN_FLAGS = {"features": "--features", "checkpoint_interval": "--checkpoint-every"}
 
 
 def config_from(args):
@@ -94,6 +97,8 @@ def message_of(error: UserError) -> str:
     """The error's one line, naming its option by the flag that sets it."""
     from bgmm.config import options
 
+    if error.option in _OWN_FLAGS:
+        return f"{_OWN_FLAGS[error.option]}: {error.message}"
     option = options().get(error.option or "")
     if option is None or option.flag is None:
         return str(error)
@@ -130,10 +135,10 @@ def _add_run_options(parser: argparse.ArgumentParser, command: str, out_default:
     parser.add_argument(
         "--checkpoint-every",
         type=_seconds,
-        default=30.0,
+        default=DEFAULT_CHECKPOINT_INTERVAL,
         metavar="SECONDS",
-        help="write the run's checkpoint in --out at most this often (default 30; 0: after "
-        "every compiled chunk of steps)",
+        help="write the run's checkpoint in --out at most this often (default "
+        f"{DEFAULT_CHECKPOINT_INTERVAL:g}; 0: after every compiled chunk of steps)",
     )
     _add_reporting_options(parser)
     parser.add_argument(

@@ -23,9 +23,9 @@ def import_output_libraries_in_background(plots: bool) -> None:
     """Import what relabelling and the outputs need (SciPy's optimize, ArviZ, xarray,
     h5netcdf, matplotlib) on a thread.
 
-    Their imports take about 0.6 s, all in Python. The main thread imports JAX and then
-    spends most of its time inside XLA (compiling, sampling) with the GIL released, so
-    these imports overlap it (measured: 0.2 to 0.3 s off a warm ``bgmm demo``). Python's
+    Their imports are all Python. The main thread imports JAX and then spends most of its
+    time inside XLA (compiling, sampling) with the GIL released, so these imports overlap
+    it (docs/design.md section 12). Python's
     per-module import locks make a module imported from both threads load once. Only for
     small data: with large data the imports' 0.1 GiB would add to the sampler's peak memory,
     and they are a small part of a long run.

@@ -62,20 +62,17 @@ def check_num_components(data: np.ndarray, num_components: int, source: str) -> 
     Raises
     ------
     DataError
-        With ``option="n_components"``, if ``K < 1`` or ``N < K``.
+        If ``K < 1`` or ``N < K``; the message starts with ``source``, the data being
+        what a user changes (``option`` is None).
     """
     k = operator.index(num_components)
     if k < 1:
-        raise DataError(
-            f"{source}: the number of components must be at least 1, got {k}",
-            option="n_components",
-        )
+        raise DataError(f"{source}: the number of components must be at least 1, got {k}")
     n = int(np.shape(data)[0])
     if n < k:
         raise DataError(
             f"{source}: {plural(n, 'row')} but {plural(k, 'component')}; "
-            "need at least one row per component",
-            option="n_components",
+            "need at least one row per component"
         )
 
 

@@ -16,7 +16,7 @@ __all__ = [
 
 
 class Priors(NamedTuple):
-    """Hyper-parameters of the model (design.md section 1).
+    """Hyper-parameters of the model (docs/design.md section 1).
 
     theta ~ Dirichlet(concentration); mu_k ~ Normal(mean_loc[k], mean_scale^2 I);
     T_k ~ Wishart(wishart_df, wishart_scale).

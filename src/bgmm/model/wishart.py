@@ -1,7 +1,7 @@
 """The Wishart prior on a precision matrix, carried by its Cholesky factor.
 
 With T = L L' and the sampler moving L, the density of L is W(L L') |J| with
-log|J| = D log 2 + sum_j (D - j + 1) log L_jj (design.md section 1.2). TFP's
+log|J| = D log 2 + sum_j (D - j + 1) log L_jj (docs/design.md section 1.2). TFP's
 ``WishartTriL(input_output_cholesky=True).log_prob`` omits |J|; the tutorial's
 chain therefore targets another prior, offered here as ``include_jacobian=False``.
 """

@@ -15,7 +15,7 @@ def use_cpu_cores(num_cores: int | None = None) -> bool:
     """Expose each CPU core as a JAX device, so that chains run side by side (opt-in).
 
     XLA runs a small model's operations on one thread, so on a CPU the chains of a run
-    are fastest one per core (measured: docs/benchmarks.md). This adds
+    are fastest one per core (docs/design.md section 12). This adds
     ``--xla_force_host_platform_device_count`` to ``XLA_FLAGS``, which child processes
     inherit, as ``numpyro.set_host_device_count`` does. The ``bgmm`` command calls it;
     Python users call it at the start of their program.
@@ -55,7 +55,7 @@ def default_chain_method(num_chains: int, data_bytes: int = 0) -> str:
     """ "parallel" on several CPU devices, "vectorized" on an accelerator, else "sequential".
 
     On a GPU one vmapped program keeps the device busy; on a CPU vmapped chains run slower
-    than sequential ones (measured), so several chains use several host devices when
+    than sequential ones (docs/benchmarks.md), so several chains use several host devices when
     there are, unless the data (``data_bytes``, as the likelihood reads them) are large.
     """
     backend = jax.default_backend()

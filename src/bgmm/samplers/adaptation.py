@@ -75,7 +75,7 @@ class StepSizeRuleState(NamedTuple):
 
 
 def tutorial_step_size_rule(
-    num_adaptation_steps: int, target_accept_prob: float = 0.75, adaptation_rate: float = 0.01
+    num_adaptation_steps: int, target_accept_prob: float, adaptation_rate: float
 ) -> Adaptation:
     """TFP's SimpleStepSizeAdaptation with its defaults, adapting from the first step.
 
@@ -164,7 +164,7 @@ def _window_pieces(num_warmup: int, target_acceptance_rate: float) -> _WindowPie
         )
 
 
-def window_adaptation(num_warmup: int, target_acceptance_rate: float = 0.8) -> Adaptation:
+def window_adaptation(num_warmup: int, target_acceptance_rate: float) -> Adaptation:
     """Stan-style windowed adaptation of step size and diagonal mass matrix.
 
     Parameters
