@@ -268,4 +268,6 @@ def test_a_default_changed_between_processes_is_not_served_a_stale_program(tmp_p
     usual = _adapted_step_size(cache, 0.65)
     eager = _adapted_step_size(cache, 0.95)  # same cache, the default changed
     assert eager == _adapted_step_size("none", 0.95)
-    assert eager < 0.7 * usual  # a higher acceptance target adapts a smaller step
+    # A higher acceptance target adapts a smaller step. Not a z-test: adapted step sizes
+    # estimate no known quantity (no truth, no MCSE); measured eager / usual = 0.50.
+    assert eager < 0.7 * usual

@@ -6,7 +6,8 @@ relabelling every diagnosed parameter must reach R-hat <= 1.01 and bulk ESS >= 4
 no chain may sit in another mode. These are the thresholds users are warned at; a
 kernel, start or relabelling that leaves chains in different labellings or modes gives
 R-hat far above them (1.5 - 2.4 was measured without relabelling or with single starts
-at K = 5, D = 5).
+at K = 5, D = 5). They are not z-tests: R-hat and ESS are diagnostics with no MCSE of
+their own, and no truth to compare with.
 """
 
 import numpy as np
