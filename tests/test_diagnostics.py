@@ -187,3 +187,30 @@ def test_chain_mcse_shape_and_value():
     # Not a z-test: an MCSE estimate has no MCSE of its own; rtol 0.25 is a wide range
     # around the iid value 1 / sqrt(2000).
     np.testing.assert_allclose(mcse, 1 / np.sqrt(2000), rtol=0.25)
+
+
+def test_empty_components_are_flagged_when_most_draws_have_one():
+    from bgmm.diagnostics import empty_components_warning
+
+    all_occupied = np.full((2, 100), 3)
+    assert empty_components_warning(all_occupied, 3) is None
+    # Half the draws with an empty component is not "most".
+    half = np.concatenate([np.full((2, 50), 3), np.full((2, 50), 2)], axis=1)
+    assert empty_components_warning(half, 3) is None
+    mostly_two = np.where(np.arange(100) < 80, 2, 3)[None].repeat(2, axis=0)
+    message = empty_components_warning(mostly_two, 3)
+    assert "empty" in message and "80%" in message and "typically 2 occupied" in message
+
+
+def test_too_many_components_are_reported_empty_in_the_summary():
+    """Two clusters fitted with K = 5: the summary says components are empty."""
+    import bgmm
+
+    rng = np.random.default_rng(4)
+    data = np.concatenate([rng.normal(-5, 1, (60, 2)), rng.normal(5, 1, (60, 2))])
+    result = bgmm.BayesianGMM(
+        5, num_chains=2, num_warmup=200, num_draws=100, chain_method="sequential", seed=2
+    ).fit(data)
+    empty = [w for w in result.summary["warnings"] if w.startswith("empty components")]
+    assert len(empty) == 1, result.summary["warnings"]
+    assert "of the 5 components" in empty[0]

@@ -23,6 +23,7 @@ __all__ = [
     "convergence_warnings",
     "detect_component_disagreement",
     "detect_mode_disagreement",
+    "empty_components_warning",
     "invariant_diagnostics",
     "rhat_chains",
 ]
@@ -381,3 +382,36 @@ def detect_component_disagreement(means: np.ndarray, z_limit: float = 5.0) -> li
         chain = remaining.pop(int(np.argmax(worst)))
         flagged.append(chain)
     return sorted(flagged)
+
+
+# A component is reported empty when at least one of the K is empty in more than this share
+# of the draws: then the data do not support K components.
+EMPTY_DRAWS_SHARE = 0.5
+
+
+def empty_components_warning(num_occupied: np.ndarray, num_components: int) -> str | None:
+    """One warning line when, in most draws, some components hold no observation.
+
+    Parameters
+    ----------
+    num_occupied : array, shape (C, S)
+        Components occupied in each draw (expected count of at least one observation, or
+        Gibbs' sampled assignments).
+    num_components : int
+        K.
+
+    Returns
+    -------
+    str or None
+        None when all K components are occupied in at least half the draws.
+    """
+    occupied = np.asarray(num_occupied)
+    share_empty = float(np.mean(occupied < num_components))
+    if share_empty <= EMPTY_DRAWS_SHARE:
+        return None
+    typical = int(np.median(occupied))
+    return (
+        f"empty components: in {share_empty:.0%} of the draws at least one of the "
+        f"{num_components} components holds no observation (typically {typical} occupied): "
+        f"the data support fewer components; fit a smaller K"
+    )

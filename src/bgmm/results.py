@@ -17,6 +17,7 @@ from bgmm.diagnostics import (
     convergence_warnings,
     detect_component_disagreement,
     detect_mode_disagreement,
+    empty_components_warning,
     invariant_diagnostics,
     rhat_chains,
 )
@@ -380,6 +381,11 @@ def summarize(idata: InferenceData) -> dict[str, Any]:
             f"{divergences} divergent transition(s) after warm-up: the posterior may be biased; "
             "raise --warmup or lower the step size"
         )
+    if "num_occupied" in stats:
+        empty = empty_components_warning(
+            stats["num_occupied"].values, int(posterior.sizes["component"])
+        )
+        warnings.extend([empty] if empty else [])
     invariant, modes = _label_invariant_checks(stats, warnings)
     disagreeing = _component_disagreement(posterior, modes, warnings)
     return {
