@@ -19,6 +19,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from bgmm.assignments import Memberships, membership_probabilities
 from bgmm.checkpoint import (
     DEFAULT_CHECKPOINT_INTERVAL,
     Checkpoint,
@@ -91,6 +92,34 @@ class FitResult:
         return format_summary(
             self.summary, {k: self.settings[k] for k in shown if self.settings[k] is not None}
         )
+
+    def memberships(self, X) -> Memberships:
+        """Posterior mean and sd of the membership probabilities of ``X`` (N, D), in data
+        units, under the (relabelled) draws: the components are the summary's.
+
+        Returns
+        -------
+        Memberships
+            ``mean`` and ``sd``, each (N, K).
+        """
+        posterior = self.idata.posterior
+        data = _as_data(X)
+        if data.shape[1] != posterior.sizes["feature"]:
+            raise UserError(
+                f"expected {posterior.sizes['feature']} features, got {data.shape[1]}",
+                option="X",
+            )
+        return membership_probabilities(
+            data, *(posterior[v].values for v in ("weights", "means", "chol_precision"))
+        )
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Membership probabilities of ``X`` (N, D) averaged over the posterior, (N, K)."""
+        return self.memberships(X).mean
+
+    def predict(self, X) -> np.ndarray:
+        """The most probable component of each row of ``X`` (N, D): integer labels (N,)."""
+        return np.argmax(self.predict_proba(X), axis=1)
 
     def save(self, path: str | Path) -> Path:
         """Write the InferenceData as NetCDF (atomically)."""

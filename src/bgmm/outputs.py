@@ -77,13 +77,15 @@ def estimate_output_bytes(
     *,
     num_plots: int = 2,
     pointwise_log_likelihood: bool = False,
+    assignments: bool = False,
 ) -> int:
     """Bytes a run's files may take, an upper bound (the NetCDF file is compressed).
 
     ``posterior.nc`` holds per draw K weights, K x D means, three K x D x D matrices
     (Cholesky factors, precisions, covariances), K label indices and about 16 scalars of
     sample statistics, 8 bytes each; once the N x D data; and with the pointwise
-    log-likelihood N more per draw. Each PNG figure counts 1 MiB.
+    log-likelihood N more per draw. ``assignments.csv`` holds N rows of K + 2 numbers of at
+    most 12 characters each. Each PNG figure counts 1 MiB.
 
     Parameters
     ----------
@@ -95,6 +97,8 @@ def estimate_output_bytes(
         Number of PNG figures.
     pointwise_log_likelihood : bool
         Whether the (C, S, N) pointwise log-likelihood is stored.
+    assignments : bool
+        Whether ``assignments.csv`` is written.
 
     Returns
     -------
@@ -106,6 +110,8 @@ def estimate_output_bytes(
     size = draws * per_draw + 8 * int(num_rows) * d + _OVERHEAD_BYTES
     if pointwise_log_likelihood:
         size += 8 * draws * int(num_rows)
+    if assignments:
+        size += 13 * (k + 2) * int(num_rows)
     return size + int(num_plots) * PNG_BYTES
 
 

@@ -90,7 +90,7 @@ def fit(args) -> int:
             **checkpointing,
         ),
     )
-    written = write_outputs(result, args, features, out)
+    written = write_outputs(result, args, features, out, data=data)
     finish(result, result.to_dict() | {"startup_seconds": startup_seconds}, written, args)
     return 0
 
@@ -162,7 +162,7 @@ def resume(args) -> int:
     )
     if command == "demo":
         return _publish_demo(result, run_args, out, startup_seconds)
-    written = write_outputs(result, run_args, features, out)
+    written = write_outputs(result, run_args, features, out, data=data)
     finish(result, result.to_dict() | {"startup_seconds": startup_seconds}, written, run_args)
     return 0
 

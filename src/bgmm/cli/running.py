@@ -74,6 +74,8 @@ def prepare_out(args, model, data_shape: tuple[int, int], protect):
         num_features,
         num_rows,
         num_plots=0 if args.no_plots else 2,
+        pointwise_log_likelihood=model.config.store_log_likelihood,
+        assignments=args.command == "fit",
     )
     return checked_output(args.out, force=args.force, expected_bytes=expected, protect=protect)
 
@@ -138,8 +140,11 @@ def checked_output(out: str, **options):
         raise UserError(str(exc)) from None
 
 
-def write_outputs(result, args, features: tuple[int, int], out) -> list[Path]:
+def write_outputs(result, args, features: tuple[int, int], out, data=None) -> list[Path]:
     """Write every output into a staging folder beside --out, then swap it in whole.
+
+    With ``data`` (N, D), the rows the run was fitted to, ``assignments.csv`` too
+    (:func:`assignments_csv`).
 
     The NetCDF file is made in memory and written with plain file I/O
     (:func:`bgmm.results.inference_data_bytes`): a full disk is then an ``OSError``, which
@@ -150,6 +155,10 @@ def write_outputs(result, args, features: tuple[int, int], out) -> list[Path]:
     from bgmm.results import inference_data_bytes
 
     writers = {"posterior.nc": lambda path: write_bytes(path, inference_data_bytes(result.idata))}
+    if data is not None:
+        writers["assignments.csv"] = lambda path: write_bytes(
+            path, assignments_csv(result.memberships(data).mean)
+        )
     if not args.no_plots:
         from bgmm import plots
 
@@ -165,6 +174,23 @@ def write_outputs(result, args, features: tuple[int, int], out) -> list[Path]:
         out.discard(keep_checkpoint=True)
         raise
     return [Path(args.out) / name for name in names]
+
+
+def assignments_csv(probabilities) -> bytes:
+    """``assignments.csv``: one row per observation, in input order: ``cluster`` (the most
+    probable component, labelled as in the summary), ``probability`` (of that component)
+    and ``p_0`` ... ``p_{K-1}``; ``probabilities`` (N, K) as from
+    :meth:`bgmm.api.FitResult.predict_proba`."""
+    import numpy as np
+
+    k = probabilities.shape[1]
+    cluster = np.argmax(probabilities, axis=1)
+    header = ",".join(["cluster", "probability", *(f"p_{j}" for j in range(k))])
+    rows = (
+        ",".join([str(c), f"{row[c]:.6g}", *(f"{p:.6g}" for p in row)])
+        for c, row in zip(cluster, probabilities, strict=True)
+    )
+    return ("\n".join([header, *rows]) + "\n").encode()
 
 
 def process_seconds() -> float:

@@ -1,0 +1,76 @@
+"""Which component each observation belongs to, and how sure the posterior is.
+
+The membership probability of observation i in component k is the posterior mean, over the
+(relabelled) draws, of theta_k N(y_i | mu_k, T_k^-1) / sum_j theta_j N(y_i | mu_j, T_j^-1);
+its posterior spread is the sd over the draws. Computed for row batches, so that memory is
+C x S x batch x K floats whatever N.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from bgmm.plumbing.precision import float64_scope
+from bgmm.relabel import classification_probabilities
+
+__all__ = ["Memberships", "membership_probabilities"]
+
+# Rows per batch: C x S x ROWS x K float64 values at once (4 x 1000 x 256 x 3: 25 MB).
+BATCH_ROWS = 256
+
+
+class Memberships(NamedTuple):
+    """Membership probabilities over the posterior.
+
+    Attributes
+    ----------
+    mean : array, shape (N, K)
+        Posterior mean; rows sum to one.
+    sd : array, shape (N, K)
+        Posterior sd over the draws.
+    """
+
+    mean: np.ndarray
+    sd: np.ndarray
+
+
+@float64_scope
+def membership_probabilities(
+    data: np.ndarray,
+    weights: np.ndarray,
+    means: np.ndarray,
+    chol_precision: np.ndarray,
+    batch_rows: int = BATCH_ROWS,
+) -> Memberships:
+    """Posterior mean and sd of each observation's membership probabilities.
+
+    Parameters
+    ----------
+    data : array, shape (N, D)
+        In the units of ``means``.
+    weights : array, shape (C, S, K)
+    means : array, shape (C, S, K, D)
+    chol_precision : array, shape (C, S, K, D, D)
+    batch_rows : int
+        Observations per batch (memory: C x S x batch_rows x K floats).
+
+    Returns
+    -------
+    Memberships
+        ``mean`` (N, K), rows summing to one, and ``sd`` (N, K), over the draws.
+    """
+    data = np.asarray(data, np.float64)
+    k = np.shape(weights)[-1]
+    mean = np.empty((len(data), k))
+    sd = np.empty((len(data), k))
+    batch_rows = max(1, min(int(batch_rows), len(data)))
+    for start in range(0, len(data), batch_rows):
+        batch = data[start : start + batch_rows]
+        # The last batch padded to full size: one compiled program for every batch.
+        padded = np.concatenate([batch, np.zeros((batch_rows - len(batch), data.shape[1]))])
+        p = classification_probabilities(padded, weights, means, chol_precision)[:, :, : len(batch)]
+        mean[start : start + len(batch)] = p.mean(axis=(0, 1))
+        sd[start : start + len(batch)] = p.std(axis=(0, 1))
+    return Memberships(mean, sd)
