@@ -24,6 +24,8 @@ SHORT = ["--chains", "2", "--warmup", "100", "--draws", "100", "--quiet"]
 TIMEOUT = 300
 ORDERED_OUTPUTS = ("posterior.nc", "locations.png", "trace.png")
 OUTPUT_FILES = set(ORDERED_OUTPUTS)
+# bgmm fit also writes each row's cluster.
+FIT_OUTPUTS = ("posterior.nc", "assignments.csv", "locations.png", "trace.png")
 REQUIRED_KEYS = (
     "sampler",
     "target",
@@ -203,7 +205,7 @@ def test_fit_csv_with_header_names_features_and_no_plots(tmp_path):
     assert "chol_precision[1, b, a]" in proc.stdout
     assert "x0" not in proc.stdout
     # --no-plots: only the posterior is written
-    assert output_files(tmp_path / "o") == {"posterior.nc"}
+    assert output_files(tmp_path / "o") == {"posterior.nc", "assignments.csv"}
     assert f"wrote {Path('o') / 'posterior.nc'}" in proc.stdout
     assert ".png" not in proc.stdout
     no_scratch_left(tmp_path)
@@ -219,7 +221,7 @@ def test_fit_npy(tmp_path):
     assert record["num_draws"] == 100
     names = {p["name"] for p in record["parameters"]}
     assert {"means[0, x0]", "means[1, x1]"} <= names
-    assert output_files(tmp_path / "fit-out") == {"posterior.nc"}
+    assert output_files(tmp_path / "fit-out") == {"posterior.nc", "assignments.csv"}
 
 
 def test_fit_json_reports_data_units(fitted, record_moments, separated_cluster_posterior):
@@ -261,8 +263,8 @@ def test_fit_json_reports_data_units(fitted, record_moments, separated_cluster_p
         # Jensen gap, not Monte Carlo noise, separates them); the tolerance bounds that gap.
         implied = np.linalg.inv(chol[k] @ chol[k].T)
         np.testing.assert_allclose(implied, cov[k], rtol=0.15, atol=0.05)
-    assert record["outputs"] == [str(Path("out") / name) for name in ORDERED_OUTPUTS]
-    assert output_files(path.parent) == OUTPUT_FILES
+    assert record["outputs"] == [str(Path("out") / name) for name in FIT_OUTPUTS]
+    assert output_files(path.parent) == set(FIT_OUTPUTS)
 
 
 @pytest.fixture(scope="module")
@@ -538,7 +540,7 @@ def test_fit_from_standard_input(tmp_path):
     assert_ok(proc)
     record = json.loads(proc.stdout)
     assert {"means[0, a]", "means[1, b]"} <= {p["name"] for p in record["parameters"]}
-    assert output_files(tmp_path / "o") == {"posterior.nc"}
+    assert output_files(tmp_path / "o") == {"posterior.nc", "assignments.csv"}
 
 
 def test_fit_errors_from_standard_input_name_it(tmp_path):
