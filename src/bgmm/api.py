@@ -466,7 +466,7 @@ def resume(
     )
 
 
-def demo_model(target: str = "correct", **options: Any) -> BayesianGMM:
+def demo_model(target: str = RunConfig.target, **options: Any) -> BayesianGMM:
     """The model :func:`demo` fits (:func:`bgmm.config.demo_config`): the tutorial's priors
     and, for ``target="tutorial"``, its sampler configuration. ``options`` are
     :class:`bgmm.config.RunConfig` fields (None: the demo's default)."""
@@ -474,7 +474,7 @@ def demo_model(target: str = "correct", **options: Any) -> BayesianGMM:
 
 
 def demo(
-    target: str = "correct",
+    target: str = RunConfig.target,
     *,
     progress: bool = False,
     checkpoint_dir: str | os.PathLike | None = None,

@@ -286,7 +286,7 @@ def defaults() -> dict[str, Any]:
     return {f.name: f.default for f in dataclasses.fields(RunConfig)}
 
 
-def demo_config(target: str = "correct", **changes: Any) -> RunConfig:
+def demo_config(target: str = RunConfig.target, **changes: Any) -> RunConfig:
     """The run ``bgmm demo`` makes: the tutorial's data, priors and K = 3.
 
     ``target="tutorial"`` is the tutorial's exact configuration (one chain, HMC with 5

@@ -84,13 +84,11 @@ def config_from(args):
     from bgmm.config import RunConfig, demo_config, options
 
     given = {
-        name: getattr(args, name)
-        for name in options()
-        if getattr(args, name, None) is not None and name != "target"
+        name: getattr(args, name) for name in options() if getattr(args, name, None) is not None
     }
     if args.command == "demo":
-        return demo_config(args.target or "correct", **given)
-    return RunConfig(target=args.target or "correct", **given)
+        return demo_config(**given)
+    return RunConfig(**given)
 
 
 def message_of(error: UserError) -> str:
