@@ -51,7 +51,7 @@ def main() -> None:
     rows = []
     for name, (X, k) in DATASETS.items():
         for sampler in ("hmc", "nuts", "gibbs"):
-            result = bgmm.BayesianGMM(k, sampler=sampler, seed=1).fit(X)
+            result = bgmm.BayesianGMM(k, sampler=sampler, random_state=1).fit(X).result_
             s, t = result.summary, result.timing
             row = {
                 "data": name,

@@ -43,9 +43,9 @@ def main(cache: str, configurations: list[str]) -> None:
                 num_draws=20,
                 sampler=sampler,
                 chain_method=layout,
-                seed=3,
+                random_state=3,
             )
-            digests[configuration] = draws_digest(model.fit(data))
+            digests[configuration] = draws_digest(model.fit(data).result_)
     print(
         json.dumps(
             {

@@ -20,9 +20,9 @@ def _two_clusters(n=400, seed=0):
 @pytest.fixture(scope="module")
 def small_fit():
     model = bgmm.BayesianGMM(
-        2, num_chains=2, num_warmup=300, num_draws=300, seed=1, store_log_likelihood=True
+        2, num_chains=2, num_warmup=300, num_draws=300, random_state=1, store_log_likelihood=True
     )
-    return model.fit(_two_clusters(), feature_names=["a", "b"])
+    return model.fit(_two_clusters(), feature_names=["a", "b"]).result_
 
 
 def test_inference_data_layout(small_fit):
@@ -77,9 +77,9 @@ def test_default_priors_make_results_equivariant_to_units():
     X = _two_clusters(100)
     scale, shift = np.array([10.0, 0.1]), np.array([5.0, -3.0])
     # A few steps only: HMC is chaotic, so rounding differences grow over long runs.
-    kwargs = {"num_chains": 1, "num_warmup": 0, "num_draws": 3, "seed": 4}
-    a = bgmm.BayesianGMM(2, **kwargs).fit(X).idata.posterior
-    b = bgmm.BayesianGMM(2, **kwargs).fit(X * scale + shift).idata.posterior
+    kwargs = {"num_chains": 1, "num_warmup": 0, "num_draws": 3, "random_state": 4}
+    a = bgmm.BayesianGMM(2, **kwargs).fit(X).idata_.posterior
+    b = bgmm.BayesianGMM(2, **kwargs).fit(X * scale + shift).idata_.posterior
     np.testing.assert_allclose(b["means"].values, a["means"].values * scale + shift, rtol=1e-6)
     np.testing.assert_allclose(
         b["covariance"].values, a["covariance"].values * np.outer(scale, scale), rtol=1e-6
@@ -119,7 +119,7 @@ def test_json_record_has_the_documented_keys(small_fit):
 
 
 def test_float32_runs_and_agrees_with_float64(two_run_z):
-    kwargs = {"num_chains": 2, "num_warmup": 300, "num_draws": 300, "seed": 3}
+    kwargs = {"num_chains": 2, "num_warmup": 300, "num_draws": 300, "random_state": 3}
     r32 = bgmm.demo(dtype="float32", **kwargs)
     r64 = bgmm.demo(dtype="float64", **kwargs)
     assert r32.settings["dtype"] == "float32"
@@ -141,8 +141,10 @@ def test_initial_values_are_used_in_data_units():
         np.array([[100.0, 0.0], [110.0, 5.0]]),
         np.stack([np.diag([1.0, 2.0])] * 2),
     )
-    result = bgmm.BayesianGMM(2, num_chains=1, num_warmup=0, num_draws=2, relabel="none").fit(
-        X, initial=initial
+    result = (
+        bgmm.BayesianGMM(2, num_chains=1, num_warmup=0, num_draws=2, relabel="none")
+        .fit(X, initial=initial)
+        .result_
     )
     first = result.idata.posterior["means"].values[0, 0]
     np.testing.assert_allclose(first, initial.means, atol=0.5)
@@ -166,8 +168,8 @@ def test_initial_values_are_used_in_data_units():
         ({"num_chains": 0}, "num_chains", "from 1"),
         ({"num_draws": 1}, "num_draws", "from 2"),
         ({"max_tree_depth": 0}, "max_tree_depth", "from 1"),
-        ({"seed": -1}, "seed", "from 0"),
-        ({"seed": 2**63}, "seed", "from 0"),
+        ({"random_state": -1}, "random_state", "from 0"),
+        ({"random_state": 2**63}, "random_state", "from 0"),
         ({"step_size": -1.0}, "step_size", "positive"),
         ({"step_size": float("nan")}, "step_size", "positive"),
         ({"target_accept": 1.0}, "target_accept", r"\(0, 1\)"),
@@ -178,8 +180,11 @@ def test_initial_values_are_used_in_data_units():
     ],
 )
 def test_bad_arguments_are_refused_naming_the_option(kwargs, option, match):
+    """As in scikit-learn, options are kept as given and checked by fit."""
+    model = bgmm.BayesianGMM(**kwargs)
+    assert all(model.get_params()[name] is value for name, value in kwargs.items())
     with pytest.raises(UserError, match=match) as caught:
-        bgmm.BayesianGMM(**kwargs)
+        model.fit(_two_clusters(20))
     assert caught.value.option == option
     assert str(caught.value).startswith(f"{option}: ")
 
@@ -207,7 +212,7 @@ def test_the_model_shows_the_options_of_the_run_configuration():
 
 def test_bad_data_is_refused():
     model = bgmm.BayesianGMM(3)
-    with pytest.raises(UserError, match="non-finite") as caught:
+    with pytest.raises(UserError, match="nan at row 1, column 2: values must be finite") as caught:
         model.fit(np.array([[1.0, np.nan], [2.0, 3.0], [4.0, 5.0]]))
     assert caught.value.option == "X"
     with pytest.raises(DataError, match="2 rows but 3 components"):
@@ -229,7 +234,7 @@ def test_target_accept_sets_the_adapted_step_size():
             num_draws=20,
             target_accept=target_accept,
         )
-        return model.fit(bgmm.tutorial_data(200), initial=bgmm.Params(*tutorial_start()))
+        return model.fit(bgmm.tutorial_data(200), initial=bgmm.Params(*tutorial_start())).result_
 
     low, high, default = fit(0.5), fit(0.95), fit(None)
     # Not a z-test: an adapted step size estimates no known quantity (no truth, no MCSE).

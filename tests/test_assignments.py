@@ -24,9 +24,9 @@ def _two_clusters(n: int = 80, seed: int = 3) -> tuple[np.ndarray, np.ndarray]:
 def fitted():
     data, labels = _two_clusters()
     model = bgmm.BayesianGMM(
-        2, num_chains=2, num_warmup=150, num_draws=100, chain_method="sequential", seed=1
+        2, num_chains=2, num_warmup=150, num_draws=100, chain_method="sequential", random_state=1
     )
-    return model.fit(data), data, labels
+    return model.fit(data).result_, data, labels
 
 
 def test_memberships_are_the_posterior_mean_of_the_classification_probabilities():
@@ -70,7 +70,10 @@ def test_predict_refuses_data_of_another_width(fitted):
     assert caught.value.option == "X"
 
 
-def test_fit_writes_assignments_in_input_order(tmp_path):
+@pytest.fixture(scope="module")
+def cli_fit(tmp_path_factory):
+    """``bgmm fit`` of a CSV with a header: (its --out, the data, the true labels)."""
+    tmp_path = tmp_path_factory.mktemp("cli-fit")
     data, labels = _two_clusters(60, seed=5)
     path = tmp_path / "data.csv"
     np.savetxt(path, data, delimiter=",", header="a,b", comments="")
@@ -78,9 +81,18 @@ def test_fit_writes_assignments_in_input_order(tmp_path):
     run = ["-k", "2", "--chains", "2", "--warmup", "150", "--draws", "100"]
     code = bgmm.cli.main(["fit", str(path), *run, "--no-plots", "--quiet", "--out", str(out)])
     assert code == 0
-    lines = (out / "assignments.csv").read_text().splitlines()
+    return out, data, labels
+
+
+def _read_assignments(path) -> np.ndarray:
+    lines = path.read_text().splitlines()
     assert lines[0] == "cluster,probability,p_0,p_1"
-    table = np.array([[float(v) for v in line.split(",")] for line in lines[1:]])
+    return np.array([[float(v) for v in line.split(",")] for line in lines[1:]])
+
+
+def test_fit_writes_assignments_in_input_order(cli_fit):
+    out, _, labels = cli_fit
+    table = _read_assignments(out / "assignments.csv")
     assert table.shape == (60, 4)
     cluster, probability, p = table[:, 0].astype(int), table[:, 1], table[:, 2:]
     assert np.all(cluster == labels) or np.all(cluster == 1 - labels)
@@ -88,3 +100,55 @@ def test_fit_writes_assignments_in_input_order(tmp_path):
     np.testing.assert_array_equal(cluster, np.argmax(p, axis=1))
     np.testing.assert_allclose(probability, p.max(axis=1))
     assert "assignments.csv" in (out / ".bgmm-manifest.json").read_text()
+
+
+def test_predict_gives_new_rows_the_fits_assignments(cli_fit, tmp_path, capsys):
+    """New rows with the columns in another order, by name, give the fit's own table; a
+    headerless file is read by position; without --out the table goes to stdout."""
+    out, data, _ = cli_fit
+    swapped = tmp_path / "new.csv"
+    np.savetxt(swapped, data[:, ::-1], delimiter=",", header="b,a", comments="")
+    predictions = tmp_path / "predictions.csv"
+    assert bgmm.cli.main(["predict", str(out), str(swapped), "--out", str(predictions)]) == 0
+    expected = _read_assignments(out / "assignments.csv")
+    np.testing.assert_allclose(_read_assignments(predictions), expected, rtol=1e-5)
+    headerless = tmp_path / "new.npy"
+    np.save(headerless, data[:5])
+    capsys.readouterr()
+    assert bgmm.cli.main(["predict", str(out / "posterior.nc"), str(headerless)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "cluster,probability,p_0,p_1" and len(lines) == 6
+    np.testing.assert_allclose(
+        [[float(v) for v in line.split(",")] for line in lines[1:]], expected[:5], rtol=1e-5
+    )
+
+
+@pytest.mark.parametrize(
+    ("columns", "out_name", "message"),
+    [
+        ("a,c", "p.csv", "new.csv: no column named 'b'; the fit used the columns a, b"),
+        ("a,b", "out/p.csv", "is in the fit's directory"),
+        ("a,b", "new.csv", "is the new data file"),
+        ("a,b", "missing/p.csv", "does not exist"),
+    ],
+)
+def test_predict_refuses_bad_input_in_one_line(
+    cli_fit, tmp_path, capsys, columns, out_name, message
+):
+    out, data, _ = cli_fit
+    (tmp_path / "out").symlink_to(out)
+    new = tmp_path / "new.csv"
+    np.savetxt(new, data, delimiter=",", header=columns, comments="")
+    before = new.read_bytes()
+    code = bgmm.cli.main(["predict", str(out), str(new), "--out", str(tmp_path / out_name)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and len(err.splitlines()) == 1
+    assert message in err, err
+    assert new.read_bytes() == before and not (tmp_path / "p.csv").exists()
+
+
+def test_predict_needs_a_saved_fit(tmp_path, capsys):
+    new = tmp_path / "new.csv"
+    np.savetxt(new, np.zeros((3, 2)), delimiter=",")
+    assert bgmm.cli.main(["predict", str(tmp_path), str(new)]) == 2
+    assert f"{tmp_path / 'posterior.nc'}: no such file" in capsys.readouterr().err

@@ -246,8 +246,8 @@ if sys.argv[1] != "none":
     bgmm.enable_compilation_cache(sys.argv[1])
 bgmm.config.DEFAULT_TARGET_ACCEPT["hmc"] = float(sys.argv[2])
 data = np.random.default_rng(0).normal(size=(40, 2)) + np.repeat([[-3.0], [3.0]], 20, 0)
-model = bgmm.BayesianGMM(2, num_chains=1, num_warmup=150, num_draws=10, seed=3)
-step = model.fit(data).idata.sample_stats["step_size"].values
+model = bgmm.BayesianGMM(2, num_chains=1, num_warmup=150, num_draws=10, random_state=3)
+step = model.fit(data).idata_.sample_stats["step_size"].values
 print(json.dumps(float(step.mean())))
 """
 

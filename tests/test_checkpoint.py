@@ -45,7 +45,7 @@ def model(task):
         num_chains=2,
         num_warmup=60,
         num_draws=60,
-        seed=7,
+        random_state=7,
     )
 
 
@@ -76,7 +76,7 @@ for task in json.loads(sys.argv[2]):
                 "extra": {"command": "test", "task": task},
             }
         try:
-            save(model(task).fit(X, **checkpoint), task["out"])
+            save(model(task).fit(X, **checkpoint).result_, task["out"])
         except Interrupted as stopped:
             print(json.dumps({"interrupted": str(stopped.directory), "calls": len(calls),
                               "steps": [stopped.steps_done, stopped.steps_total]}), flush=True)
@@ -222,7 +222,7 @@ def test_a_checkpoint_records_what_the_cli_needs(stopped, workspace):
     assert checkpoint.data["sha256"] == data_digest(np.load(workspace / "data.npy"))
     assert checkpoint.data["shape"] == [100, 2]
     settings = checkpoint.settings
-    assert (settings["sampler"], settings["chain_method"], settings["seed"]) == (
+    assert (settings["sampler"], settings["chain_method"], settings["random_state"]) == (
         "gibbs",
         "vectorized",
         7,
@@ -264,8 +264,8 @@ def test_a_damaged_checkpoint_is_refused(stopped, workspace, tmp_path):
     run = _copy(stopped[1], tmp_path / "json")
     metadata = run / ".bgmm-checkpoint" / "checkpoint.json"
     text = metadata.read_text()
-    assert '"seed": 7' in text
-    metadata.write_text(text.replace('"seed": 7', '"seed": 8'))
+    assert '"random_state": 7' in text
+    metadata.write_text(text.replace('"random_state": 7', '"random_state": 8'))
     with pytest.raises(CheckpointError, match="damaged checkpoint"):
         read_checkpoint(run)
     metadata.write_text(text[: len(text) // 2])
@@ -394,7 +394,7 @@ def test_settings_and_custom_priors_make_the_same_model_again(tmp_path):
     from bgmm.config import RunConfig
 
     priors = bgmm.Priors(np.array([1.0, 2.0]), np.array([[0.5], [-0.5]]), 3.0, 4.0, np.eye(1))
-    model = BayesianGMM(2, priors=priors, sampler="nuts", seed=5, target_accept=0.9)
+    model = BayesianGMM(2, priors=priors, sampler="nuts", random_state=5, target_accept=0.9)
     settings = model.config.to_dict() | {"chain_method": "vectorized"}
     write_checkpoint(tmp_path, _checkpoint(1)._replace(settings=settings, priors=priors))
     checkpoint = read_checkpoint(tmp_path)

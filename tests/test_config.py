@@ -38,7 +38,7 @@ def test_given_flags_make_the_config_and_the_rest_are_its_defaults():
     args = build_parser().parse_args(["fit", "data.csv", "-k", "4", "--sampler", "nuts"])
     assert config_from(args) == RunConfig(n_components=4, sampler="nuts")
     args = build_parser().parse_args(["demo", "--target", "tutorial", "--seed", "3"])
-    assert config_from(args) == demo_config("tutorial", seed=3)
+    assert config_from(args) == demo_config("tutorial", random_state=3)
 
 
 def test_a_bad_flag_is_named_by_its_flag():
@@ -72,9 +72,9 @@ def test_sampler_settings_resolve_every_default(sampler, adaptation):
 
 
 def test_a_config_survives_a_checkpoint_record():
-    config = RunConfig(n_components=2, sampler="nuts", seed=7, target_accept=0.9)
+    config = RunConfig(n_components=2, sampler="nuts", random_state=7, target_accept=0.9)
     assert RunConfig.from_dict(config.to_dict()) == config
-    assert config.replace(seed=8).seed == 8
+    assert config.replace(random_state=8).random_state == 8
     with pytest.raises(UserError, match="num_draws"):
         config.replace(num_draws=1)
 

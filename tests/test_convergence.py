@@ -38,7 +38,7 @@ def synthetic_mixture(k: int, d: int, n: int, seed: int, separation: float = 5.0
 @pytest.mark.parametrize(("k", "d"), [(3, 2), (5, 2), (3, 5), (5, 5)])
 def test_chains_converge_after_relabelling(k, d):
     X = synthetic_mixture(k, d, 100 * k, seed=k * 10 + d)
-    result = bgmm.BayesianGMM(k, num_warmup=1000, num_draws=1000, seed=3).fit(X)
+    result = bgmm.BayesianGMM(k, num_warmup=1000, num_draws=1000, random_state=3).fit(X).result_
     s = result.summary
     assert result.settings["relabel"] == "pivot"
     assert s["rhat_max"] <= 1.01, s["warnings"]

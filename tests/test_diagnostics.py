@@ -208,9 +208,18 @@ def test_too_many_components_are_reported_empty_in_the_summary():
 
     rng = np.random.default_rng(4)
     data = np.concatenate([rng.normal(-5, 1, (60, 2)), rng.normal(5, 1, (60, 2))])
-    result = bgmm.BayesianGMM(
-        5, num_chains=2, num_warmup=200, num_draws=100, chain_method="sequential", seed=2
-    ).fit(data)
+    result = (
+        bgmm.BayesianGMM(
+            5,
+            num_chains=2,
+            num_warmup=200,
+            num_draws=100,
+            chain_method="sequential",
+            random_state=2,
+        )
+        .fit(data)
+        .result_
+    )
     empty = [w for w in result.summary["warnings"] if w.startswith("empty components")]
     assert len(empty) == 1, result.summary["warnings"]
     assert "of the 5 components" in empty[0]

@@ -18,8 +18,9 @@ import jax, jax.numpy as jnp
 import bgmm
 
 data = np.random.default_rng(0).normal(size=(40, 2)) + np.repeat([[-3.0], [3.0]], 20, 0)
-model = bgmm.BayesianGMM(2, num_chains=2, num_warmup=20, num_draws=20, seed=3, dtype="{dtype}")
-posterior = model.fit(data).idata.posterior
+options = dict(num_chains=2, num_warmup=20, num_draws=20, random_state=3, dtype="{dtype}")
+model = bgmm.BayesianGMM(2, **options)
+posterior = model.fit(data).idata_.posterior
 digest = hashlib.sha256()
 for name in sorted(posterior.data_vars):
     digest.update(np.ascontiguousarray(posterior[name].values).tobytes())

@@ -21,7 +21,7 @@ Z_LIMIT = 4.0
 
 @pytest.fixture(scope="module")
 def runs():
-    common = {"priors": "tutorial", "num_chains": 4, "seed": 11}
+    common = {"priors": "tutorial", "num_chains": 4, "random_state": 11}
     settings = {
         "hmc": {"num_warmup": 500, "num_draws": 1000},
         "nuts": {"num_warmup": 500, "num_draws": 1000},
@@ -30,9 +30,9 @@ def runs():
     }
     start = bgmm.Params(*tutorial_start())
     return {
-        name: bgmm.BayesianGMM(3, sampler=name, **common, **options).fit(
-            tutorial_data(), initial=start
-        )
+        name: bgmm.BayesianGMM(3, sampler=name, **common, **options)
+        .fit(tutorial_data(), initial=start)
+        .result_
         for name, options in settings.items()
     }
 

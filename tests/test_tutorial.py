@@ -38,9 +38,9 @@ def tutorial_runs():
         step_size=t.step_size,
         adaptation="tutorial",
         chain_method="vectorized",
-        seed=1,
+        random_state=1,
     )
-    return model.fit(tutorial_data(), initial=bgmm.Params(*tutorial_start()))
+    return model.fit(tutorial_data(), initial=bgmm.Params(*tutorial_start())).result_
 
 
 def _replica_z(run_means: np.ndarray, reference: np.ndarray, reference_sd=0.0) -> np.ndarray:
@@ -71,9 +71,13 @@ def test_tutorial_runs_agree_with_a_well_mixed_run_of_the_same_target(tutorial_r
     Error rate: |z| < 4.5 on 3 weights, the sd of the difference from the spread of the
     tutorial runs (sd / sqrt(NUM_RUNS)) and ArviZ's MCSE of the adapted run.
     """
-    reference = bgmm.BayesianGMM(
-        3, priors="tutorial", target="tutorial", num_warmup=500, num_draws=1000, seed=2
-    ).fit(tutorial_data(), initial=bgmm.Params(*tutorial_start()))
+    reference = (
+        bgmm.BayesianGMM(
+            3, priors="tutorial", target="tutorial", num_warmup=500, num_draws=1000, random_state=2
+        )
+        .fit(tutorial_data(), initial=bgmm.Params(*tutorial_start()))
+        .result_
+    )
     adapted = reference.idata.posterior["weights"].values
     run_means = tutorial_runs.idata.posterior["weights"].values.mean(axis=1)
     sd = np.hypot(run_means.std(axis=0, ddof=1) / np.sqrt(NUM_RUNS), mcse(adapted))

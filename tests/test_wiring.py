@@ -250,10 +250,10 @@ def test_stephens_relabelling_through_the_api(z_scores, two_run_z, separated_clu
         num_chains=2,
         num_warmup=20,
         num_draws=50,
-        seed=3,
+        random_state=3,
         chain_method="sequential",
     )
-    result = model.fit(_two_clusters(), initial=_swapped_starts())
+    result = model.fit(_two_clusters(), initial=_swapped_starts()).result_
     idata = result.idata
     assert result.settings["relabel"] == "stephens"
     assert idata.posterior.attrs["relabel"] == "stephens"

@@ -84,7 +84,7 @@ def fit(opts, y, k: int, form: str) -> dict:
     )
     start = time.perf_counter()
     try:
-        result = model.fit(y)
+        result = model.fit(y).result_
     except Exception as exc:  # out of device memory, typically
         return {"error": f"{type(exc).__name__}: {str(exc)[:500]}"}
     record: dict = {"wall_seconds": time.perf_counter() - start}

@@ -1,9 +1,8 @@
-"""The friendly front: ``BayesianGMM(...).fit(X)``, ``demo()`` and ``resume()`` returning a
-``FitResult``.
+"""The friendly front: the estimator ``BayesianGMM(...).fit(X)`` in scikit-learn's manner,
+and ``demo()`` and ``resume()`` returning a :class:`bgmm.fit_result.FitResult`.
 
-A fit is a sequence of named steps (:meth:`BayesianGMM._fit`): priors, standardisation,
-starts, sampler settings, sampling (with a checkpoint), draws back in data units,
-relabelling, results. Every option and its default is in :class:`bgmm.config.RunConfig`.
+The steps of a fit are :func:`bgmm.fitting.run_fit`; every option and its default is in
+:class:`bgmm.config.RunConfig`.
 """
 
 from __future__ import annotations
@@ -12,147 +11,81 @@ import inspect
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import jax
 import numpy as np
 
-from bgmm.assignments import Memberships, membership_probabilities
+from bgmm.assignments import Memberships
 from bgmm.checkpoint import (
     DEFAULT_CHECKPOINT_INTERVAL,
-    Checkpoint,
     CheckpointError,
-    CheckpointPlan,
-    CheckpointWriter,
-    Interrupted,
     checkpoint_plan,
     describe_data,
     has_checkpoint,
     read_checkpoint,
-    remove_checkpoint,
 )
 from bgmm.config import RunConfig, defaults, demo_config, parameters_doc, signature
-from bgmm.data import Standardizer, check_num_components
-from bgmm.data.subsample import subsample_rows
-from bgmm.errors import UserError
-from bgmm.inference import SamplerSettings, likelihood_data_bytes, sample_posterior
-from bgmm.model.likelihood import draws_pointwise_log_likelihood
-from bgmm.model.priors import Priors, default_priors, tutorial_priors
+from bgmm.data import check_num_components
+from bgmm.diagnostics import ESS_LIMIT, RHAT_LIMIT
+from bgmm.errors import NotFittedError, UserError
+from bgmm.fit_result import FitResult, as_data
+from bgmm.fitting import run_fit
 from bgmm.model.transforms import Params
-from bgmm.plumbing.devices import default_chain_method
-from bgmm.plumbing.precision import float64_scope
-from bgmm.relabel import relabel_draws
-from bgmm.results import build_inference_data, format_summary, run_attributes, summarize
-from bgmm.samplers.runner import LazyData, RunOutput, StopRequested
-from bgmm.starts import kmeans_plus_plus_starts, log_joint_scorer, starts_in_model_units
 from bgmm.tutorial import tutorial_data, tutorial_start
 
 __all__ = ["BayesianGMM", "FitResult", "demo", "demo_model", "resume"]
 
-# Observations the best-of-M start search scores its candidates on.
-START_SCORE_OBSERVATIONS = 10_000
 
+class BayesianGMM:
+    """Bayesian Gaussian mixture sampled with HMC, NUTS or Gibbs, as a scikit-learn
+    estimator.
 
-@dataclass
-class FitResult:
-    """A finished run.
+    ``BayesianGMM(n_components, **options)`` keeps its options as attributes of the same
+    names (``get_params`` / ``set_params``); their defaults, meanings and checks are those
+    of :class:`bgmm.config.RunConfig` (listed below), which :attr:`config` builds. As in
+    scikit-learn, options are checked by ``fit`` (or by reading ``config``): a bad one
+    raises :class:`bgmm.errors.UserError` naming it; an unknown one ``TypeError`` here.
+
+    ``fit(X)`` samples the posterior and returns the estimator, with the fitted attributes
+    below. scikit-learn's ``BayesianGaussianMixture`` names are used where the concept is
+    the same: ``n_components``, ``covariance_type``, ``random_state``, ``n_init`` (here:
+    k-means++ clusterings tried per chain, the best start kept).
 
     Attributes
     ----------
-    idata : arviz.InferenceData
-        Draws laid out as (chain, draw, ...) in data units; see README "Output files".
-    summary : dict
-        Posterior means, sds and diagnostics (:func:`bgmm.results.summarize`).
-    settings : dict
-        How the run was made (also stored as attributes of ``idata``).
-    timing : dict
-        ``compile_seconds``, ``sampling_seconds``, ``total_seconds``.
-    """
-
-    idata: Any
-    summary: dict[str, Any]
-    settings: dict[str, Any]
-    timing: dict[str, float] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The ``--json`` record: settings, posterior summary and timings."""
-        keys = ("sampler", "target", "num_chains", "num_draws", "num_warmup", "priors", "dtype")
-        record = {k: self.settings[k] for k in keys}
-        record.update(
-            {k: v for k, v in self.summary.items() if k not in ("num_chains", "num_draws")}
-        )
-        record.update(self.timing)
-        return record
-
-    def report(self) -> str:
-        """The printed summary."""
-        shown = ("sampler", "target", "adaptation", "num_chains", "num_warmup", "num_draws")
-        return format_summary(
-            self.summary, {k: self.settings[k] for k in shown if self.settings[k] is not None}
-        )
-
-    def memberships(self, X) -> Memberships:
-        """Posterior mean and sd of the membership probabilities of ``X`` (N, D), in data
-        units, under the (relabelled) draws: the components are the summary's.
-
-        Returns
-        -------
-        Memberships
-            ``mean`` and ``sd``, each (N, K).
-        """
-        posterior = self.idata.posterior
-        data = _as_data(X)
-        if data.shape[1] != posterior.sizes["feature"]:
-            raise UserError(
-                f"expected {posterior.sizes['feature']} features, got {data.shape[1]}",
-                option="X",
-            )
-        return membership_probabilities(
-            data, *(posterior[v].values for v in ("weights", "means", "chol_precision"))
-        )
-
-    def predict_proba(self, X) -> np.ndarray:
-        """Membership probabilities of ``X`` (N, D) averaged over the posterior, (N, K)."""
-        return self.memberships(X).mean
-
-    def predict(self, X) -> np.ndarray:
-        """The most probable component of each row of ``X`` (N, D): integer labels (N,)."""
-        return np.argmax(self.predict_proba(X), axis=1)
-
-    def save(self, path: str | Path) -> Path:
-        """Write the InferenceData as NetCDF (atomically)."""
-        from bgmm.results import save_inference_data
-
-        return save_inference_data(self.idata, path)
-
-
-class BayesianGMM:
-    """Bayesian Gaussian mixture sampled with HMC, NUTS or Gibbs.
-
-    ``BayesianGMM(n_components, **options)``: the options, their defaults and their checks
-    are those of :class:`bgmm.config.RunConfig` (listed below), kept as ``self.config``
-    and readable as attributes (``model.num_chains``). A bad option raises
-    :class:`bgmm.errors.UserError` naming it; an unknown one ``TypeError``.
+    result_ : FitResult
+        The run: draws (``idata``), summary, settings and timings.
+    idata_ : arviz.InferenceData
+        The relabelled draws in data units (``result_.idata``).
+    weights_ : array, shape (K,)
+        Posterior mean of the mixture weights.
+    means_ : array, shape (K, D)
+        Posterior mean of the component means.
+    covariances_ : array, shape (K, D, D)
+        Posterior mean of the component covariance matrices.
+    precisions_ : array, shape (K, D, D)
+        Posterior mean of the component precision matrices.
+    converged_ : bool
+        Every monitored quantity has R-hat <= 1.01 and bulk and tail ESS >= 400
+        (:mod:`bgmm.diagnostics`); the summary's warnings say which do not.
+    n_features_in_ : int
+    feature_names_in_ : array of str, shape (D,)
+        Only when ``X`` was a table with string column names (a pandas DataFrame).
     """
 
     def __init__(self, n_components: int = 3, **options: Any) -> None:
         unknown = sorted(set(options) - set(defaults()))
         if unknown:
             raise TypeError(f"BayesianGMM got an unexpected keyword argument {unknown[0]!r}")
-        self.config = RunConfig(n_components=n_components, **options)
-
-    def __getattr__(self, name: str) -> Any:
-        if name != "config" and name in defaults():
-            return getattr(self.config, name)
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        # scikit-learn's convention: keep the options as given, check them in fit.
+        self.n_components = n_components
+        for name, default in defaults().items():
+            if name != "n_components":
+                setattr(self, name, options.get(name, default))
 
     def __repr__(self) -> str:
         changed = {
-            k: v
-            for k, v in self.config.to_dict().items()
-            if v != defaults()[k] or k == "n_components"
+            k: v for k, v in self.get_params().items() if k == "n_components" or _changed(k, v)
         }
         return f"BayesianGMM({', '.join(f'{k}={v!r}' for k, v in changed.items())})"
 
@@ -164,34 +97,42 @@ class BayesianGMM:
     )
     __doc__ = (__doc__ or "") + parameters_doc()
 
+    @property
+    def config(self) -> RunConfig:
+        """The options checked, as a :class:`bgmm.config.RunConfig`."""
+        return RunConfig(**self.get_params())
+
     @classmethod
     def from_config(cls, config: RunConfig) -> BayesianGMM:
         """The model that runs ``config``."""
-        model = cls.__new__(cls)
-        model.config = config
-        return model
+        return cls(**{name: getattr(config, name) for name in defaults()})
 
-    def _resolve_priors(self, num_features: int) -> tuple[Priors, str, bool]:
-        """The priors, their name ("default", "tutorial", "custom") and whether the data
-        are standardised."""
-        config = self.config
-        if isinstance(config.priors, Priors):
-            priors, name = config.priors, "custom"
-        elif config.priors == "tutorial":
-            priors, name = tutorial_priors(num_features), "tutorial"
-        else:
-            priors, name = default_priors(config.n_components, num_features), "default"
-        if priors.num_features != num_features:
-            raise UserError(
-                f"the priors are for D = {priors.num_features} features, the data have "
-                f"{num_features}",
-                option="priors",
-            )
-        return priors, name, config.standardizes
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The options, by name (scikit-learn's ``get_params``; ``deep`` changes nothing:
+        no option is an estimator)."""
+        return {name: getattr(self, name) for name in defaults()}
+
+    def set_params(self, **params: Any) -> BayesianGMM:
+        """Change options (checked by the next ``fit``); returns the estimator."""
+        for name, value in params.items():
+            if name not in defaults():
+                raise UserError(
+                    f"not an option of BayesianGMM (valid: {', '.join(defaults())})", option=name
+                )
+            setattr(self, name, value)
+        return self
+
+    def __sklearn_tags__(self):
+        """What scikit-learn's clone, Pipeline and checks need to know about the estimator."""
+        # Called only by scikit-learn, so importing it here adds no dependency.
+        from sklearn.utils import Tags, TargetTags
+
+        return Tags(estimator_type="density_estimator", target_tags=TargetTags(required=False))
 
     def fit(
         self,
         X,
+        y: None = None,
         *,
         feature_names: list[str] | None = None,
         initial: Params | None = None,
@@ -202,14 +143,17 @@ class BayesianGMM:
         should_stop: Callable[[], bool] | None = None,
         extra: dict[str, Any] | None = None,
         keep_checkpoint: bool = False,
-    ) -> FitResult:
+    ) -> BayesianGMM:
         """Sample the posterior given data ``X``.
 
         Parameters
         ----------
-        X : array-like, shape (N, D)
+        X : array-like or DataFrame, shape (N, D)
             Finite values, N >= n_components.
+        y : None
+            Ignored (scikit-learn's signature).
         feature_names : list of D str, optional
+            By default a DataFrame's column names, else ``x0 ... x{D-1}``.
         initial : Params, optional
             Starting points in data units, with or without a leading chain axis. By
             default every chain starts from its own k-means++ clustering of the data.
@@ -240,7 +184,8 @@ class BayesianGMM:
 
         Returns
         -------
-        FitResult
+        BayesianGMM
+            The estimator, fitted.
 
         Raises
         ------
@@ -248,10 +193,18 @@ class BayesianGMM:
             When ``should_stop`` asked the run to stop; the checkpoint is written.
         """
         start_time = time.perf_counter()
-        data = _as_data(X)
-        check_num_components(data, self.config.n_components, source)
+        config = self.config
+        data = as_data(X)
+        if len(data) < 2:  # scikit-learn's words
+            raise UserError(
+                f"n_samples = {len(data)}: a mixture needs at least 2 observations", option="X"
+            )
+        check_num_components(data, config.n_components, source)
         d = data.shape[1]
-        names = list(feature_names) if feature_names is not None else [f"x{j}" for j in range(d)]
+        table_names = _column_names(X)
+        if feature_names is None:
+            feature_names = table_names or [f"x{j}" for j in range(d)]
+        names = [str(name) for name in feature_names]
         if len(names) != d:
             raise UserError(f"{len(names)} names for {d} features", option="feature_names")
         plan = checkpoint_plan(
@@ -262,130 +215,89 @@ class BayesianGMM:
                 f"{plan.directory} holds the checkpoint of an unfinished run: resume it "
                 "(bgmm.api.resume) or delete it (bgmm.checkpoint.remove_checkpoint)"
             )
-        return self._fit(
-            data, names, source, start_time, progress=progress, plan=plan, initial=initial
+        result = run_fit(
+            config, data, names, source, start_time, progress=progress, plan=plan, initial=initial
         )
+        self._set_fitted(result, table_names)
+        return self
 
-    @float64_scope
-    def _fit(
-        self,
-        data: np.ndarray,
-        names: list[str],
-        source: str,
-        start_time: float,
-        *,
-        progress: bool,
-        plan: CheckpointPlan | None,
-        initial: Params | None = None,
-        resumed: Checkpoint | None = None,
-    ) -> FitResult:
-        """Sample and summarise; from ``resumed``'s starts and state when given."""
-        config = self.config
-        priors, priors_name, standardize = self._resolve_priors(data.shape[1])
-        scaler = Standardizer.fit(data, source=source) if standardize else None
-        if resumed is not None:
-            starts = resumed.starts  # the start search is done already
-        else:
-            starts = self._starts(data, scaler, priors, initial)
-        settings = self._sampler_settings(data.shape)
-        on_chunk = None
-        if plan is not None:
-            fixed = Checkpoint(
-                # The layout resolved: a resumed run must run the chains as this one did.
-                settings=config.to_dict() | {"chain_method": settings.chain_method},
-                data=describe_data(data, source),
-                fit={"feature_names": names, "checkpoint_interval": plan.interval},
-                extra=plan.extra,
-                starts=Params(*(np.asarray(a) for a in starts)),
-                priors=priors if priors_name == "custom" else None,
-                state=None,
+    def _set_fitted(self, result: FitResult, table_names: list[str] | None) -> None:
+        """The fitted attributes (scikit-learn's trailing underscores) read off ``result``."""
+        posterior = result.idata.posterior
+        summary = result.summary
+        for name in [n for n in vars(self) if n.endswith("_") and not n.startswith("_")]:
+            delattr(self, name)  # nothing left over from an earlier fit
+        self.result_ = result
+        self.idata_ = result.idata
+        self.weights_ = np.asarray(summary["weights_mean"])
+        self.means_ = np.asarray(summary["means_mean"])
+        self.covariances_ = np.asarray(summary["covariance_mean"])
+        chol = posterior["chol_precision"].values
+        self.precisions_ = np.mean(chol @ np.swapaxes(chol, -1, -2), axis=(0, 1))
+        self.converged_ = bool(
+            summary["rhat_max"] <= RHAT_LIMIT
+            and min(summary["ess_bulk_min"], summary["ess_tail_min"]) >= ESS_LIMIT
+        )
+        self.n_features_in_ = posterior.sizes["feature"]
+        if table_names is not None:
+            self.feature_names_in_ = np.asarray(table_names, dtype=object)
+
+    def _fitted_result(self, X) -> tuple[FitResult, Any]:
+        """The fit's result and ``X`` checked against the fit's features (scikit-learn's
+        messages)."""
+        if not hasattr(self, "result_"):
+            raise NotFittedError("this BayesianGMM is not fitted yet: call fit(X) before using it")
+        names = _column_names(X)
+        fitted_names = getattr(self, "feature_names_in_", None)
+        if names is not None and fitted_names is not None and list(fitted_names) != names:
+            raise UserError(
+                f"the feature names differ from those seen in fit ({list(fitted_names)}, "
+                f"now {names})",
+                option="X",
             )
-            on_chunk = CheckpointWriter(
-                plan.directory,
-                lambda state: fixed._replace(state=state),
-                plan.interval,
-                plan.should_stop,
-                write_last=plan.keep,
+        data = as_data(X)
+        if data.shape[1] != self.n_features_in_:
+            raise UserError(
+                f"X has {data.shape[1]} features, but BayesianGMM is expecting "
+                f"{self.n_features_in_} features as input",
+                option="X",
             )
-        run = _sample(
-            config.seed,
-            _sampler_data(data, scaler),
-            priors,
-            starts,
-            settings,
-            plan,
-            progress=progress,
-            resume_from=None if resumed is None else resumed.state,
-            on_chunk=on_chunk,
-        )
-        relabel = config.resolved_relabel(priors)
-        draws = relabel_draws(_draws_in_data_units(run.draws, scaler), data, relabel, config.seed)
-        record = _run_record(config, settings, run, priors_name, standardize, relabel)
-        pointwise = None
-        if config.store_log_likelihood:
-            params = Params(draws["weights"], draws["means"], draws["chol_precision"])
-            pointwise = draws_pointwise_log_likelihood(params, data)
-        center, scale = (scaler.center, scaler.scale) if scaler else (None, None)
-        attrs = run_attributes(record, priors, center, scale)
-        idata = build_inference_data(draws, data, names, attrs, pointwise)
-        timing = {
-            "compile_seconds": run.compile_seconds,
-            "sampling_seconds": run.sampling_seconds,
-            "total_seconds": time.perf_counter() - start_time,
-        }
-        idata.posterior.attrs.update(timing)
-        if plan is not None and not plan.keep:
-            remove_checkpoint(plan.directory)  # the results supersede it
-        return FitResult(idata, summarize(idata), record, timing)
+        return self.result_, data
 
-    def _starts(
-        self,
-        data: np.ndarray,
-        scaler: Standardizer | None,
-        priors: Priors,
-        initial: Params | None,
-    ) -> Params:
-        """One start per chain in model units: ``initial``, or the best-of-M search."""
-        config = self.config
-        if initial is not None:
-            center, scale = (scaler.center, scaler.scale) if scaler else (None, None)
-            return starts_in_model_units(initial, config.num_chains, center, scale)
-        model_data = scaler.transform(data) if scaler else data
-        return kmeans_plus_plus_starts(
-            config.seed,
-            model_data,
-            config.n_components,
-            config.num_chains,
-            num_candidates=config.start_candidates,
-            score=log_joint_scorer(
-                subsample_rows(model_data, START_SCORE_OBSERVATIONS, config.seed),
-                priors,
-                config.target,
-            ),
-        )
+    def memberships(self, X) -> Memberships:
+        """Posterior mean and sd of the membership probabilities of ``X`` (N, D): each
+        (N, K), components as in ``weights_`` (:meth:`FitResult.memberships`)."""
+        result, data = self._fitted_result(X)
+        return result.memberships(data)
 
-    def _sampler_settings(self, data_shape: tuple[int, int]) -> SamplerSettings:
-        """The config resolved for data of ``data_shape``: "auto" chain method made concrete
-        (it depends on the devices and the size of what the likelihood reads)."""
-        config = self.config
-        if config.chain_method != "auto":
-            return config.sampler_settings()
-        probe = config.sampler_settings(chain_method="sequential")
-        data_bytes = likelihood_data_bytes(data_shape, probe)
-        return probe._replace(chain_method=default_chain_method(config.num_chains, data_bytes))
+    def predict_proba(self, X) -> np.ndarray:
+        """Membership probabilities of ``X`` (N, D) averaged over the posterior, (N, K);
+        their posterior sd is :meth:`memberships`."""
+        return self.memberships(X).mean
 
+    def predict(self, X) -> np.ndarray:
+        """The most probable component of each row of ``X`` (N, D): labels (N,)."""
+        return np.argmax(self.predict_proba(X), axis=1)
 
-def _as_data(X) -> np.ndarray:
-    """``X`` as a finite float64 array (N, D)."""
-    data = np.asarray(X, dtype=np.float64)
-    if data.ndim == 1:
-        data = data[:, None]
-    if data.ndim != 2 or data.shape[1] < 1:
-        raise UserError(f"expected shape (N, D), got {np.shape(X)}", option="X")
-    if not np.all(np.isfinite(data)):
-        row, col = np.argwhere(~np.isfinite(data))[0]
-        raise UserError(f"a non-finite value at row {row + 1}, column {col + 1}", option="X")
-    return data
+    def fit_predict(self, X, y: None = None, **fit_options: Any) -> np.ndarray:
+        """``fit(X)``, then the labels (N,) of its rows."""
+        return self.fit(X, **fit_options).predict(X)
+
+    def score_samples(self, X) -> np.ndarray:
+        """log posterior predictive density of each row of ``X`` (N, D), shape (N,)."""
+        result, data = self._fitted_result(X)
+        return result.score_samples(data)
+
+    def score(self, X, y: None = None) -> float:
+        """Mean log posterior predictive density of the rows of ``X`` (N, D)."""
+        return float(np.mean(self.score_samples(X)))
+
+    def sample(self, n_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """``n_samples`` points from the posterior predictive distribution, drawn with
+        ``random_state``: X (n_samples, D) and their components (n_samples,)."""
+        if not hasattr(self, "result_"):
+            raise NotFittedError("this BayesianGMM is not fitted yet: call fit(X) before using it")
+        return self.result_.sample(n_samples, random_state=self.config.random_state)
 
 
 def resume(
@@ -434,7 +346,7 @@ def resume(
     checkpoint = read_checkpoint(checkpoint_dir)
     stored = checkpoint.data
     source = stored.get("source") or "data"
-    data = _as_data(X)
+    data = as_data(X)
     if list(data.shape) != list(stored["shape"]):
         raise CheckpointError(
             f"{source}: the data changed since the checkpoint was written (shape "
@@ -449,13 +361,13 @@ def resume(
         config = RunConfig.from_dict(checkpoint.settings, checkpoint.priors)
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"the checkpoint's settings do not make a model: {exc}") from None
-    model = BayesianGMM.from_config(config)
     if checkpoint_interval is None:
         checkpoint_interval = checkpoint.fit["checkpoint_interval"]
     plan = checkpoint_plan(
         checkpoint_dir, checkpoint_interval, should_stop, checkpoint.extra, keep_checkpoint
     )
-    return model._fit(
+    return run_fit(
+        config,
         data,
         list(checkpoint.fit["feature_names"]),
         source,
@@ -464,6 +376,21 @@ def resume(
         plan=plan,
         resumed=checkpoint,
     )
+
+
+def _column_names(X) -> list[str] | None:
+    """A table's column names when they are all strings (scikit-learn's rule), else None."""
+    columns = getattr(X, "columns", None)
+    if columns is None:
+        return None
+    names = list(columns)
+    return names if names and all(isinstance(n, str) for n in names) else None
+
+
+def _changed(name: str, value: Any) -> bool:
+    """Whether option ``name`` is not at its default (custom priors always are)."""
+    default = defaults()[name]
+    return not (type(value) is type(default) and value == default)
 
 
 def demo_model(target: str = RunConfig.target, **options: Any) -> BayesianGMM:
@@ -490,12 +417,12 @@ def demo(
     from its start, HMC with 5 leapfrog steps, step size 0.065 adapted by its rule over
     the first 400 of 500 burn-in steps, 2000 kept draws. ``target="correct"`` samples the
     model as written with 4 chains and the default windowed adaptation. ``options`` are
-    those of :func:`demo_model` (num_chains, num_warmup, num_draws, seed, dtype,
+    those of :func:`demo_model` (num_chains, num_warmup, num_draws, random_state, dtype,
     chain_method, sampler, relabel); the checkpoint arguments are those of
     :meth:`BayesianGMM.fit` (resume with ``resume(checkpoint_dir, tutorial_data())``).
     """
     model = demo_model(target, **options)
-    return model.fit(
+    fitted = model.fit(
         tutorial_data(),
         initial=Params(*tutorial_start()),
         progress=progress,
@@ -505,74 +432,4 @@ def demo(
         extra=extra,
         keep_checkpoint=keep_checkpoint,
     )
-
-
-def _sampler_data(data: np.ndarray, scaler: Standardizer | None) -> np.ndarray | LazyData:
-    """The data in model units; standardised only when the sampler asks (after compiling),
-    so that this N x D copy is not in memory while it compiles and samples."""
-    if scaler is None:
-        return data
-    return LazyData(jax.ShapeDtypeStruct(data.shape, data.dtype), lambda: scaler.transform(data))
-
-
-def _sample(
-    seed: int,
-    data: np.ndarray | LazyData,
-    priors: Priors,
-    starts: Params,
-    settings: SamplerSettings,
-    plan: CheckpointPlan | None,
-    **options: Any,
-) -> RunOutput:
-    """:func:`bgmm.inference.sample_posterior`; a requested stop becomes ``Interrupted``."""
-    try:
-        return sample_posterior(jax.random.key(seed), data, priors, starts, settings, **options)
-    except StopRequested as stop:
-        state = stop.state
-        raise Interrupted(
-            plan.directory, state.steps_done, state.num_chains * state.num_steps
-        ) from None
-
-
-def _draws_in_data_units(
-    draws: dict[str, np.ndarray], scaler: Standardizer | None
-) -> dict[str, np.ndarray]:
-    """Draws as float64 numpy arrays (counts and flags keep their types), in data units."""
-    draws = {
-        name: np.asarray(value, np.float64) if np.issubdtype(value.dtype, np.floating) else value
-        for name, value in draws.items()
-    }
-    if scaler is not None:
-        draws["means"] = scaler.means_to_data(draws["means"])
-        draws["chol_precision"] = scaler.chol_precision_to_data(draws["chol_precision"])
-    return draws
-
-
-def _run_record(
-    config: RunConfig,
-    settings: SamplerSettings,
-    run: RunOutput,
-    priors_name: str,
-    standardize: bool,
-    relabel: str,
-) -> dict[str, Any]:
-    """How the run was made: ``FitResult.settings`` and the results' attributes."""
-    return {
-        "sampler": settings.sampler,
-        "target": settings.target,
-        "priors": priors_name,
-        "adaptation": settings.adaptation,
-        "target_accept": settings.target_accept,
-        "num_chains": config.num_chains,
-        "num_warmup": settings.num_warmup,
-        "num_draws": settings.num_draws,
-        "num_leapfrog_steps": settings.num_leapfrog_steps,
-        "max_tree_depth": settings.max_tree_depth,
-        "initial_step_size": settings.step_size,
-        "step_size": float(np.mean(run.tuning.step_size)),
-        "chain_method": settings.chain_method,
-        "dtype": settings.dtype,
-        "seed": config.seed,
-        "standardized": bool(standardize),
-        "relabel": relabel,
-    }
+    return fitted.result_

@@ -30,7 +30,6 @@ import io
 import json
 import os
 import signal
-import tempfile
 import threading
 import time
 import warnings
@@ -44,6 +43,7 @@ import numpy as np
 from bgmm.errors import UserError
 from bgmm.model.priors import Priors
 from bgmm.model.transforms import Params
+from bgmm.plumbing.files import fsync_directory, write_atomically
 from bgmm.samplers.hmc import Tuning
 from bgmm.samplers.runner import RunnerState
 
@@ -207,8 +207,8 @@ def write_checkpoint(directory: str | os.PathLike, checkpoint: Checkpoint) -> Pa
     blob = buffer.getvalue()
     digest = hashlib.sha256(blob).hexdigest()
     arrays_name = f"{_ARRAYS_PREFIX}{digest[:32]}.npz"
-    _write_atomically(path / arrays_name, blob)
-    _fsync_directory(path)  # the arrays' name is on disk before the JSON names it
+    write_atomically(path / arrays_name, blob, suffix=_TEMPORARY_SUFFIX)
+    fsync_directory(path)  # the arrays' name is on disk before the JSON names it
     state = checkpoint.state
     body = {
         "format": _FORMAT_NAME,
@@ -228,8 +228,9 @@ def write_checkpoint(directory: str | os.PathLike, checkpoint: Checkpoint) -> Pa
     }
     text = json.dumps(body, sort_keys=True, allow_nan=False)
     body["sha256"] = hashlib.sha256(text.encode()).hexdigest()
-    _write_atomically(path / _METADATA, json.dumps(body, sort_keys=True, indent=1).encode())
-    _fsync_directory(path)
+    metadata = json.dumps(body, sort_keys=True, indent=1).encode()
+    write_atomically(path / _METADATA, metadata, suffix=_TEMPORARY_SUFFIX)
+    fsync_directory(path)
     for stale in path.iterdir():  # older arrays, and what a killed write left
         stale_arrays = stale.name.startswith(_ARRAYS_PREFIX) and stale.name != arrays_name
         if stale_arrays or stale.name.endswith(_TEMPORARY_SUFFIX):
@@ -562,34 +563,3 @@ def _check_environment(path: Path, checkpoint: Checkpoint) -> None:
                 f"process has {here['device_count']} (on a CPU, set XLA_FLAGS="
                 f"--xla_force_host_platform_device_count={written.get('device_count')})"
             )
-
-
-def _write_atomically(path: Path, blob: bytes) -> None:
-    """Replace ``path`` by ``blob`` whole: a temporary file beside it, fsync, rename."""
-    fd, temporary = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.", suffix=_TEMPORARY_SUFFIX
-    )
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(blob)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
-
-
-def _fsync_directory(path: Path) -> None:
-    """Make renames in ``path`` durable (POSIX; a no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -27,6 +27,7 @@ from bgmm.samplers.runner import CHAIN_METHODS
 from bgmm.tutorial import TUTORIAL_SAMPLER
 
 __all__ = [
+    "COVARIANCE_TYPES",
     "DEFAULT_TARGET_ACCEPT",
     "DTYPES",
     "MAX_COUNT",
@@ -38,6 +39,10 @@ __all__ = [
 ]
 
 PRIOR_PRESETS: tuple[str, ...] = ("default", "tutorial")
+# The shape of the component covariances, by scikit-learn's names.
+COVARIANCE_TYPES: tuple[str, ...] = ("full",)
+# Fields renamed to scikit-learn's names; checkpoints written before keep the old ones.
+RENAMED_FIELDS = {"seed": "random_state", "start_candidates": "n_init"}
 DTYPES: tuple[str, ...] = ("float64", "float32")
 # HMC with a fixed path length mixes best per gradient near 0.65 (Beskos et al. 2013; the
 # tutorial-posterior comparison is in docs/benchmarks.md). NUTS keeps Stan's 0.8.
@@ -101,6 +106,13 @@ class RunConfig:
         choices=PRIOR_PRESETS,
         demo=False,
     )
+    covariance_type: str = _option(
+        "full",
+        "shape of the component covariances: 'full' (any positive definite matrix)",
+        flag="--covariance",
+        choices=COVARIANCE_TYPES,
+        demo=False,
+    )
     target: str = _option(
         "correct",
         "'correct': the model as written; 'tutorial': without the Wishart-on-Cholesky "
@@ -155,7 +167,7 @@ class RunConfig:
         flag="--dtype",
         choices=DTYPES,
     )
-    seed: int = _option(0, "random seed, 0 to 2**63 - 1", flag="--seed", parse=int)
+    random_state: int = _option(0, "random seed, 0 to 2**63 - 1", flag="--seed", parse=int)
     standardize: bool | None = _option(
         None,
         "centre and scale the data before sampling, report in data units (default: only "
@@ -174,7 +186,7 @@ class RunConfig:
         flag="--relabel",
         choices=("auto", *RELABEL_METHODS),
     )
-    start_candidates: int = _option(
+    n_init: int = _option(
         10,
         "best-of-M start search: k-means++ clusterings tried per chain",
         flag="--start-candidates",
@@ -266,7 +278,7 @@ class RunConfig:
     @classmethod
     def from_dict(cls, record: dict[str, Any], priors: Priors | None = None) -> RunConfig:
         """The config :meth:`to_dict` wrote; ``priors`` stand for "custom"."""
-        record = dict(record)
+        record = {RENAMED_FIELDS.get(k, k): v for k, v in record.items()}
         if record.get("priors") == "custom":
             record["priors"] = priors
         return cls(**record)
@@ -361,8 +373,8 @@ def _checked_fields(config: RunConfig) -> dict[str, Any]:
     )
     # 2**30 leapfrog steps per transition is beyond any use; deeper trees overflow counters.
     values["max_tree_depth"] = _integer("max_tree_depth", config.max_tree_depth, 1, 30)
-    values["start_candidates"] = _integer("start_candidates", config.start_candidates, 1, MAX_COUNT)
-    values["seed"] = _integer("seed", config.seed, 0, MAX_SEED)
+    values["n_init"] = _integer("n_init", config.n_init, 1, MAX_COUNT)
+    values["random_state"] = _integer("random_state", config.random_state, 0, MAX_SEED)
     values["step_size"] = _positive_number("step_size", config.step_size)
     if config.target_accept is not None:
         values["target_accept"] = _probability("target_accept", config.target_accept)

@@ -8,7 +8,7 @@ shown as one, with its traceback.
 
 from __future__ import annotations
 
-__all__ = ["UserError"]
+__all__ = ["NotFittedError", "UserError"]
 
 
 class UserError(ValueError):
@@ -38,3 +38,8 @@ class UserError(ValueError):
         self.message = message.replace("\r", "\\r").replace("\n", "\\n")
         self.option = option
         super().__init__(f"{option}: {self.message}" if option else self.message)
+
+
+class NotFittedError(ValueError, AttributeError):
+    """A fitted estimator's method called before ``fit`` (a ValueError and an
+    AttributeError, as scikit-learn's ``NotFittedError`` is)."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +20,7 @@ from bgmm.diagnostics import (
     invariant_diagnostics,
     rhat_chains,
 )
+from bgmm.plumbing.files import write_atomically
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -184,23 +184,9 @@ def save_inference_data(idata: InferenceData, path: str | os.PathLike) -> Path:
     OSError
         When the file cannot be written (the temporary file is removed).
     """
-    data = inference_data_bytes(idata)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual file mode
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    return write_atomically(path, inference_data_bytes(idata))
 
 
 def load_inference_data(path: str | os.PathLike) -> InferenceData:

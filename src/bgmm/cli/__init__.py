@@ -89,7 +89,9 @@ def _main(argv: list[str] | None) -> int:
             print(f"bgmm {version('bgmm')}")
             return 0
         if args.command is None:
-            raise UserError("missing command: demo, fit, resume or summary (see bgmm --help)")
+            raise UserError(
+                "missing command: demo, fit, resume, summary or predict (see bgmm --help)"
+            )
         from bgmm.cli.commands import COMMANDS
 
         return COMMANDS[args.command](args)

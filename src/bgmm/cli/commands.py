@@ -40,11 +40,13 @@ def demo(args) -> int:
     result = sample(
         out,
         args,
-        lambda **checkpointing: model.fit(
-            tutorial_data(),
-            initial=bgmm.Params(*tutorial_start()),
-            progress=progress_wanted(args),
-            **checkpointing,
+        lambda **checkpointing: (
+            model.fit(
+                tutorial_data(),
+                initial=bgmm.Params(*tutorial_start()),
+                progress=progress_wanted(args),
+                **checkpointing,
+            ).result_
         ),
     )
     return _publish_demo(result, args, out, startup_seconds)
@@ -82,12 +84,14 @@ def fit(args) -> int:
     result = sample(
         out,
         args,
-        lambda **checkpointing: model.fit(
-            data,
-            feature_names=names,
-            progress=progress_wanted(args),
-            source=source,
-            **checkpointing,
+        lambda **checkpointing: (
+            model.fit(
+                data,
+                feature_names=names,
+                progress=progress_wanted(args),
+                source=source,
+                **checkpointing,
+            ).result_
         ),
     )
     written = write_outputs(result, args, features, out, data=data)
@@ -190,27 +194,10 @@ def _resume_data(args, record: dict):
 
 
 def summary(args) -> int:
-    from bgmm.results import (
-        check_inference_data,
-        format_summary,
-        load_inference_data,
-        summarize,
-        to_json,
-    )
+    from bgmm.results import format_summary, summarize, to_json
 
     path = Path(args.path)
-    if path.is_dir():
-        raise UserError(f"{path}: is a directory, not a posterior.nc file")
-    if not path.is_file():
-        raise UserError(f"{path}: no such file")
-    try:
-        idata = load_inference_data(path)
-    except Exception as exc:  # netCDF/HDF5 raise many types for a file that is not theirs
-        raise UserError(f"{path}: not a readable NetCDF file ({type(exc).__name__})") from None
-    try:
-        check_inference_data(idata)
-    except ValueError as exc:
-        raise UserError(f"{path}: not a bgmm result ({exc})") from None
+    idata = _read_result(path)
     try:
         summary = summarize(idata)
     except (ValueError, TypeError, KeyError, IndexError, _np_errors()) as exc:
@@ -233,6 +220,90 @@ def summary(args) -> int:
     return 0
 
 
+def predict(args) -> int:
+    """``bgmm predict DIR NEWDATA``: the membership probabilities of new rows under a saved
+    fit, as ``assignments.csv`` (on standard output, or in ``--out``)."""
+    import sys
+
+    from bgmm.assignments import membership_probabilities
+    from bgmm.cli.running import assignments_csv
+    from bgmm.data import STDIN_NAME, load_table
+    from bgmm.plumbing.files import write_atomically
+
+    result_path = Path(args.dir)
+    if result_path.is_dir():
+        result_path = result_path / "posterior.nc"
+    out = Path(args.out) if args.out else None
+    if out is not None:
+        _check_predictions_path(out, result_path, args.data)
+    idata = _read_result(result_path)
+    fitted_names = [str(name) for name in idata.posterior["feature"].values]
+    data, names = load_table(args.data)
+    source = STDIN_NAME if args.data == "-" else args.data
+    data = _fitted_columns(data, names, fitted_names, source)
+    draws = (idata.posterior[v].values for v in ("weights", "means", "chol_precision"))
+    table = assignments_csv(membership_probabilities(data, *draws).mean)
+    if out is None:
+        sys.stdout.buffer.write(table)
+        sys.stdout.flush()
+    else:
+        write_atomically(out, table)
+        print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
+def _check_predictions_path(out: Path, result_path: Path, data: str) -> None:
+    """``--out`` names a file to write outside the fit's directory (whose files are the
+    fit's own) that is not the new data."""
+    if out.is_dir():
+        raise UserError(f"{out}: is a directory; --out names the CSV file to write")
+    if not out.parent.is_dir():
+        raise UserError(f"{out}: its directory {out.parent} does not exist")
+    if result_path.parent.is_dir() and out.parent.samefile(result_path.parent):
+        raise UserError(f"{out}: is in the fit's directory, which holds the fit's outputs only")
+    if data != "-" and out.exists() and Path(data).exists() and out.samefile(data):
+        raise UserError(f"{out}: is the new data file; choose another --out")
+
+
+def _fitted_columns(data, names: list[str] | None, fitted: list[str], source: str):
+    """The columns of ``data`` the fit used, in its order: by name when the new file's
+    header has them all, else by position when the fit's data had no header."""
+    if names is not None and set(fitted) <= set(names):
+        return data[:, [names.index(name) for name in fitted]]
+    unnamed_fit = fitted == [f"x{j}" for j in range(len(fitted))]
+    if names is not None and not unnamed_fit:
+        missing = [name for name in fitted if name not in names]
+        raise UserError(
+            f"{source}: no column named {missing[0]!r}; the fit used the columns "
+            f"{', '.join(fitted)}"
+        )
+    if data.shape[1] != len(fitted):
+        raise UserError(
+            f"{source}: {data.shape[1]} columns, but the fit used {len(fitted)} features "
+            f"({', '.join(fitted)})"
+        )
+    return data
+
+
+def _read_result(path: Path):
+    """The InferenceData in ``path``, a ``posterior.nc`` written by bgmm."""
+    from bgmm.results import check_inference_data, load_inference_data
+
+    if path.is_dir():
+        raise UserError(f"{path}: is a directory, not a posterior.nc file")
+    if not path.is_file():
+        raise UserError(f"{path}: no such file")
+    try:
+        idata = load_inference_data(path)
+    except Exception as exc:  # netCDF/HDF5 raise many types for a file that is not theirs
+        raise UserError(f"{path}: not a readable NetCDF file ({type(exc).__name__})") from None
+    try:
+        check_inference_data(idata)
+    except ValueError as exc:
+        raise UserError(f"{path}: not a bgmm result ({exc})") from None
+    return idata
+
+
 def _np_errors() -> type[Exception]:
     import numpy as np
 
@@ -244,4 +315,10 @@ def _plain(value):
     return value.item() if hasattr(value, "item") else value
 
 
-COMMANDS = {"demo": demo, "fit": fit, "resume": resume, "summary": summary}
+COMMANDS = {
+    "demo": demo,
+    "fit": fit,
+    "resume": resume,
+    "summary": summary,
+    "predict": predict,
+}

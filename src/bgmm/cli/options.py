@@ -186,4 +186,20 @@ def build_parser() -> argparse.ArgumentParser:
     summary = sub.add_parser("summary", help="summarise a saved posterior.nc")
     summary.add_argument("path", help="a posterior.nc written by bgmm")
     summary.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+    predict = sub.add_parser(
+        "predict",
+        help="cluster new rows with a saved fit",
+        description="Membership probabilities of new rows under a saved fit's posterior, "
+        "written as assignments.csv is: cluster, probability, p_0 ... p_{K-1}, one row per "
+        "input row in input order.",
+    )
+    predict.add_argument("dir", metavar="DIR", help="a fit's --out directory (or its posterior.nc)")
+    predict.add_argument(
+        "data",
+        metavar="NEWDATA",
+        help="CSV or .npy file of new rows (- for standard input); a header selects the "
+        "fit's columns by name",
+    )
+    predict.add_argument("--out", help="CSV file to write (default: standard output)")
     return parser

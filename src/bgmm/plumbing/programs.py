@@ -30,6 +30,7 @@ import json
 import struct
 import sys
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from importlib.metadata import version
 from typing import Any, Protocol
@@ -80,13 +81,20 @@ class ProgramStore(Protocol):
 
 
 _store: ProgramStore | None = None
+# Compiled programs kept in this process by key, least recently used first: a second fit
+# of data of the same shape (a refit, a model grid, scikit-learn's clone) compiles nothing.
+# The key names all a program depends on, as it does for the store.
+_in_memory: OrderedDict[str, Any] = OrderedDict()
+PROGRAMS_IN_MEMORY = 64
 
 
 def use_program_store(store: ProgramStore | None) -> ProgramStore | None:
     """Keep compiled programs in ``store`` from now on (None: keep none); returns the
-    store used until now."""
+    store used until now. The programs kept in memory are dropped: they came from the
+    previous store."""
     global _store
     previous, _store = _store, store
+    _in_memory.clear()
     return previous
 
 
@@ -168,10 +176,27 @@ def compile_program(
     jax.stages.Compiled or FlatProgram
         Either is called like ``fn`` and has ``out_info``.
     """
-    store = _store
-    if store is None or identity is None:
+    if identity is None:
         return jax.jit(fn).lower(*example_args).compile()
-    key = program_key(identity, example_args, devices, store.namespace)
+    store = _store
+    key = program_key(identity, example_args, devices, store.namespace if store else "")
+    program = _in_memory.get(key)
+    if program is None:
+        program = _compile(fn, example_args, key, store)
+        _in_memory[key] = program
+        while len(_in_memory) > PROGRAMS_IN_MEMORY:
+            _in_memory.popitem(last=False)
+    _in_memory.move_to_end(key)
+    return program
+
+
+def _compile(
+    fn: Callable, example_args: Sequence[Any], key: str, store: ProgramStore | None
+) -> jax.stages.Compiled | FlatProgram:
+    """The program under ``key``: loaded from ``store`` when it has it, else traced (and
+    stored)."""
+    if store is None:
+        return jax.jit(fn).lower(*example_args).compile()
     in_leaves, in_tree = jax.tree.flatten(tuple(example_args))
     loaded = _load(store, key)
     if loaded is None:

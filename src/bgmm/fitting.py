@@ -1,0 +1,241 @@
+"""One fit, as named steps: priors, standardisation, starts, sampler settings, sampling (with
+a checkpoint), draws back in data units, relabelling, results.
+
+:meth:`bgmm.BayesianGMM.fit` and :func:`bgmm.resume` run :func:`run_fit`; every option and
+its default is in :class:`bgmm.config.RunConfig`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import jax
+import numpy as np
+
+from bgmm.checkpoint import (
+    Checkpoint,
+    CheckpointPlan,
+    CheckpointWriter,
+    Interrupted,
+    describe_data,
+    remove_checkpoint,
+)
+from bgmm.config import RunConfig
+from bgmm.data import Standardizer
+from bgmm.data.subsample import subsample_rows
+from bgmm.errors import UserError
+from bgmm.fit_result import FitResult
+from bgmm.inference import SamplerSettings, likelihood_data_bytes, sample_posterior
+from bgmm.model.likelihood import draws_pointwise_log_likelihood
+from bgmm.model.priors import Priors, default_priors, tutorial_priors
+from bgmm.model.transforms import Params
+from bgmm.plumbing.devices import default_chain_method
+from bgmm.plumbing.precision import float64_scope
+from bgmm.relabel import relabel_draws
+from bgmm.results import build_inference_data, run_attributes, summarize
+from bgmm.samplers.runner import LazyData, RunOutput, StopRequested
+from bgmm.starts import kmeans_plus_plus_starts, log_joint_scorer, starts_in_model_units
+
+__all__ = ["run_fit"]
+
+# Observations the best-of-M start search scores its candidates on.
+START_SCORE_OBSERVATIONS = 10_000
+
+
+def _resolve_priors(config: RunConfig, num_features: int) -> tuple[Priors, str, bool]:
+    """The priors, their name ("default", "tutorial", "custom") and whether the data
+    are standardised."""
+    if isinstance(config.priors, Priors):
+        priors, name = config.priors, "custom"
+    elif config.priors == "tutorial":
+        priors, name = tutorial_priors(num_features), "tutorial"
+    else:
+        priors, name = default_priors(config.n_components, num_features), "default"
+    if priors.num_features != num_features:
+        raise UserError(
+            f"the priors are for D = {priors.num_features} features, the data have {num_features}",
+            option="priors",
+        )
+    return priors, name, config.standardizes
+
+
+@float64_scope
+def run_fit(
+    config: RunConfig,
+    data: np.ndarray,
+    names: list[str],
+    source: str,
+    start_time: float,
+    *,
+    progress: bool,
+    plan: CheckpointPlan | None,
+    initial: Params | None = None,
+    resumed: Checkpoint | None = None,
+) -> FitResult:
+    """Sample and summarise; from ``resumed``'s starts and state when given."""
+    priors, priors_name, standardize = _resolve_priors(config, data.shape[1])
+    scaler = Standardizer.fit(data, source=source) if standardize else None
+    if resumed is not None:
+        starts = resumed.starts  # the start search is done already
+    else:
+        starts = _starts(config, data, scaler, priors, initial)
+    settings = _sampler_settings(config, data.shape)
+    on_chunk = None
+    if plan is not None:
+        fixed = Checkpoint(
+            # The layout resolved: a resumed run must run the chains as this one did.
+            settings=config.to_dict() | {"chain_method": settings.chain_method},
+            data=describe_data(data, source),
+            fit={"feature_names": names, "checkpoint_interval": plan.interval},
+            extra=plan.extra,
+            starts=Params(*(np.asarray(a) for a in starts)),
+            priors=priors if priors_name == "custom" else None,
+            state=None,
+        )
+        on_chunk = CheckpointWriter(
+            plan.directory,
+            lambda state: fixed._replace(state=state),
+            plan.interval,
+            plan.should_stop,
+            write_last=plan.keep,
+        )
+    run = _sample(
+        config.random_state,
+        _sampler_data(data, scaler),
+        priors,
+        starts,
+        settings,
+        plan,
+        progress=progress,
+        resume_from=None if resumed is None else resumed.state,
+        on_chunk=on_chunk,
+    )
+    relabel = config.resolved_relabel(priors)
+    draws = relabel_draws(
+        _draws_in_data_units(run.draws, scaler), data, relabel, config.random_state
+    )
+    record = _run_record(config, settings, run, priors_name, standardize, relabel)
+    pointwise = None
+    if config.store_log_likelihood:
+        params = Params(draws["weights"], draws["means"], draws["chol_precision"])
+        pointwise = draws_pointwise_log_likelihood(params, data)
+    center, scale = (scaler.center, scaler.scale) if scaler else (None, None)
+    attrs = run_attributes(record, priors, center, scale)
+    idata = build_inference_data(draws, data, names, attrs, pointwise)
+    timing = {
+        "compile_seconds": run.compile_seconds,
+        "sampling_seconds": run.sampling_seconds,
+        "total_seconds": time.perf_counter() - start_time,
+    }
+    idata.posterior.attrs.update(timing)
+    if plan is not None and not plan.keep:
+        remove_checkpoint(plan.directory)  # the results supersede it
+    return FitResult(idata, summarize(idata), record, timing)
+
+
+def _starts(
+    config: RunConfig,
+    data: np.ndarray,
+    scaler: Standardizer | None,
+    priors: Priors,
+    initial: Params | None,
+) -> Params:
+    """One start per chain in model units: ``initial``, or the best-of-M search."""
+    if initial is not None:
+        center, scale = (scaler.center, scaler.scale) if scaler else (None, None)
+        return starts_in_model_units(initial, config.num_chains, center, scale)
+    model_data = scaler.transform(data) if scaler else data
+    return kmeans_plus_plus_starts(
+        config.random_state,
+        model_data,
+        config.n_components,
+        config.num_chains,
+        num_candidates=config.n_init,
+        score=log_joint_scorer(
+            subsample_rows(model_data, START_SCORE_OBSERVATIONS, config.random_state),
+            priors,
+            config.target,
+        ),
+    )
+
+
+def _sampler_settings(config: RunConfig, data_shape: tuple[int, int]) -> SamplerSettings:
+    """The config resolved for data of ``data_shape``: "auto" chain method made concrete
+    (it depends on the devices and the size of what the likelihood reads)."""
+    if config.chain_method != "auto":
+        return config.sampler_settings()
+    probe = config.sampler_settings(chain_method="sequential")
+    data_bytes = likelihood_data_bytes(data_shape, probe)
+    return probe._replace(chain_method=default_chain_method(config.num_chains, data_bytes))
+
+
+def _sampler_data(data: np.ndarray, scaler: Standardizer | None) -> np.ndarray | LazyData:
+    """The data in model units; standardised only when the sampler asks (after compiling),
+    so that this N x D copy is not in memory while it compiles and samples."""
+    if scaler is None:
+        return data
+    return LazyData(jax.ShapeDtypeStruct(data.shape, data.dtype), lambda: scaler.transform(data))
+
+
+def _sample(
+    seed: int,
+    data: np.ndarray | LazyData,
+    priors: Priors,
+    starts: Params,
+    settings: SamplerSettings,
+    plan: CheckpointPlan | None,
+    **options: Any,
+) -> RunOutput:
+    """:func:`bgmm.inference.sample_posterior`; a requested stop becomes ``Interrupted``."""
+    try:
+        return sample_posterior(jax.random.key(seed), data, priors, starts, settings, **options)
+    except StopRequested as stop:
+        state = stop.state
+        raise Interrupted(
+            plan.directory, state.steps_done, state.num_chains * state.num_steps
+        ) from None
+
+
+def _draws_in_data_units(
+    draws: dict[str, np.ndarray], scaler: Standardizer | None
+) -> dict[str, np.ndarray]:
+    """Draws as float64 numpy arrays (counts and flags keep their types), in data units."""
+    draws = {
+        name: np.asarray(value, np.float64) if np.issubdtype(value.dtype, np.floating) else value
+        for name, value in draws.items()
+    }
+    if scaler is not None:
+        draws["means"] = scaler.means_to_data(draws["means"])
+        draws["chol_precision"] = scaler.chol_precision_to_data(draws["chol_precision"])
+    return draws
+
+
+def _run_record(
+    config: RunConfig,
+    settings: SamplerSettings,
+    run: RunOutput,
+    priors_name: str,
+    standardize: bool,
+    relabel: str,
+) -> dict[str, Any]:
+    """How the run was made: ``FitResult.settings`` and the results' attributes."""
+    return {
+        "sampler": settings.sampler,
+        "target": settings.target,
+        "priors": priors_name,
+        "adaptation": settings.adaptation,
+        "target_accept": settings.target_accept,
+        "num_chains": config.num_chains,
+        "num_warmup": settings.num_warmup,
+        "num_draws": settings.num_draws,
+        "num_leapfrog_steps": settings.num_leapfrog_steps,
+        "max_tree_depth": settings.max_tree_depth,
+        "initial_step_size": settings.step_size,
+        "step_size": float(np.mean(run.tuning.step_size)),
+        "chain_method": settings.chain_method,
+        "dtype": settings.dtype,
+        "seed": config.random_state,
+        "standardized": bool(standardize),
+        "relabel": relabel,
+    }
