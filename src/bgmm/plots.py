@@ -765,11 +765,12 @@ def _with_lp_row(rows: xr.Dataset, idata: InferenceData) -> xr.Dataset:
         lp = idata.sample_stats["lp"]
     except (AttributeError, KeyError):
         return rows
-    if tuple(lp.dims) != ("chain", "draw") or lp.shape != tuple(
-        rows.sizes.get(dim, size) for dim, size in zip(lp.dims, lp.shape, strict=True)
+    if tuple(lp.dims) != ("chain", "draw") or any(
+        rows.sizes.get(dim, size) != size for dim, size in lp.sizes.items()
     ):
         return rows
-    return rows.assign({_LP_ROW: lp})
+    # By position, not by coordinates: the two groups of one run hold the same draws.
+    return rows.assign({_LP_ROW: (("chain", "draw"), np.asarray(lp.values))})
 
 
 def _trace_title(post: xr.Dataset) -> str:
