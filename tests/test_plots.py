@@ -1,7 +1,9 @@
-"""Tests for bgmm.plots: files are written as valid PNGs, bad inputs fail clearly."""
+"""Tests for bgmm.plots: files are written as valid PNGs, bad inputs fail clearly, and the
+figures say what they show (titles, axis labels, legends, ellipses, subsample notes)."""
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import numpy as np
@@ -11,23 +13,31 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", FutureWarning)  # arviz's import-time refactor notice
     import arviz as az
 
-from bgmm.plots import plot_location_kde, plot_trace
+from bgmm.plots import location_figure, plot_location_kde, plot_trace, trace_figure
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 CHAINS, DRAWS, K, N = 2, 50, 3, 300
 
 
-def make_idata(d: int, *, constant: bool = False, seed: int = 0, feature_names=None):
+def make_idata(
+    d: int,
+    *,
+    constant: bool = False,
+    seed: int = 0,
+    feature_names=None,
+    n: int = N,
+    concentration=(50.0, 30.0, 20.0),
+):
     """A small synthetic posterior with the dims bgmm produces."""
     rng = np.random.default_rng(seed)
     locs = np.array([[-1.0, -1.0, 0.5], [0.0, 1.0, -0.5], [1.0, -1.0, 1.5]])[:K, :d]
-    z = rng.integers(0, K, N)
-    y = locs[z] + 0.3 * rng.standard_normal((N, d))
+    z = rng.integers(0, K, n)
+    y = locs[z] + 0.3 * rng.standard_normal((n, d))
     if constant:
         means = np.broadcast_to(locs, (CHAINS, DRAWS, K, d)).copy()
     else:
         means = locs + 0.05 * rng.standard_normal((CHAINS, DRAWS, K, d))
-    weights = rng.dirichlet([50.0, 30.0, 20.0], size=(CHAINS, DRAWS))
+    weights = rng.dirichlet(concentration, size=(CHAINS, DRAWS))
     cov = np.broadcast_to(0.09 * np.eye(d), (CHAINS, DRAWS, K, d, d)).copy()
     prec = np.linalg.inv(cov)
     chol = np.linalg.cholesky(prec)
@@ -56,7 +66,7 @@ def make_idata(d: int, *, constant: bool = False, seed: int = 0, feature_names=N
             "component": np.arange(K),
             "feature": names,
             "feature_": names,
-            "observation": np.arange(N),
+            "observation": np.arange(n),
         },
         dims={
             "weights": ["component"],
@@ -194,3 +204,147 @@ def test_binned_kde_matches_scipy_exact_kde():
     assert np.abs(binned - exact).max() < 0.04 * exact.max()
     cell_area = (gx[1] - gx[0]) * (gy[1] - gy[0])
     assert abs(binned.sum() * cell_area - 1.0) < 0.01
+
+
+# ---------------------------------------------------------------------------------------------
+# What the figures show, read off their objects
+# ---------------------------------------------------------------------------------------------
+
+
+def _legend_texts(fig) -> list[str]:
+    assert len(fig.legends) == 1
+    return [t.get_text() for t in fig.legends[0].get_texts()]
+
+
+def _ellipses(ax):
+    from matplotlib.patches import Ellipse
+
+    return [p for p in ax.patches if isinstance(p, Ellipse)]
+
+
+def _overlaps(a, b) -> bool:
+    return a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1
+
+
+def _legend_hides_no_axes(fig) -> bool:
+    fig.draw_without_rendering()
+    legend = fig.legends[0].get_window_extent()
+    return not any(_overlaps(legend, ax.get_window_extent()) for ax in fig.axes)
+
+
+def test_location_figure_draws_each_components_spread(idata2):
+    fig = location_figure(idata2)
+    (ax,) = fig.axes
+    assert "spread" in ax.get_title()
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("x0", "x1")
+    ellipses = _ellipses(ax)
+    assert len(ellipses) == 2 * K  # 1 and 2 sd for each component
+    # make_idata's covariance is 0.09 I: sd 0.3, so circles of diameter 0.6 and 1.2,
+    # centred on the posterior mean of each component's mean.
+    centres = idata2.posterior["means"].values.mean(axis=(0, 1))
+    for ellipse in ellipses:
+        j, radius = map(int, re.fullmatch(r"component (\d+), (\d) sd", ellipse.get_gid()).groups())
+        assert ellipse.width == pytest.approx(2 * radius * 0.3)
+        assert ellipse.height == pytest.approx(2 * radius * 0.3)
+        np.testing.assert_allclose(ellipse.center, centres[j])
+    texts = _legend_texts(fig)
+    assert "observed data (300 points)" in texts
+    assert any(t.startswith("1 sd ellipse (39%") for t in texts)
+    assert any(t.startswith("2 sd ellipse (86%") for t in texts)
+    for j in range(K):
+        assert any(t.startswith(f"component {j} (weight ") for t in texts)
+    assert not any("empty" in t for t in texts)
+    assert _legend_hides_no_axes(fig)
+
+
+@pytest.mark.parametrize("num_empty", [1, 2])
+def test_location_figure_leaves_out_empty_components(num_empty):
+    # Concentration 0.01 over 300 observations: a mean weight near 1e-5, 0.003 observations.
+    concentration = [50.0, 30.0, 20.0][: K - num_empty] + [0.01] * num_empty
+    idata = make_idata(2, concentration=concentration)
+    fig = location_figure(idata)
+    assert len(_ellipses(fig.axes[0])) == 2 * (K - num_empty)
+    texts = _legend_texts(fig)
+    plural = "s" if num_empty > 1 else ""
+    assert any(t.startswith(f"{num_empty} empty component{plural} not shown") for t in texts)
+    empty = range(K - num_empty, K)
+    assert not any(t.startswith(f"component {j} ") for t in texts for j in empty)
+
+
+def test_location_figure_says_how_many_points_it_shows():
+    idata = make_idata(2, n=12_000)
+    fig = location_figure(idata, max_points=5000)
+    assert "observed data (5,000 of 12,000 points shown)" in _legend_texts(fig)
+    (scatter,) = [c for c in fig.axes[0].collections if len(c.get_offsets()) >= 1000]
+    assert len(scatter.get_offsets()) == 5000
+    assert not any("n=" in t or "n = " in t for t in _legend_texts(fig))
+    assert "observed data (12,000 points)" in _legend_texts(location_figure(idata, max_points=None))
+
+
+def test_location_figure_1d_draws_each_components_density():
+    fig = location_figure(make_idata(1), max_points=100)
+    data_ax = fig.axes[0]
+    assert data_ax.get_xlabel() == "x0"
+    assert "spread" in data_ax.get_title()
+    spread = [line for line in data_ax.get_lines() if (line.get_gid() or "").startswith("spread")]
+    assert len(spread) == K
+    texts = _legend_texts(fig)
+    assert "observed data (100 of 300 points shown)" in texts
+    assert any("normal density" in t for t in texts)
+    assert _legend_hides_no_axes(fig)
+
+
+def test_location_figure_without_covariances_or_data_still_draws(idata2):
+    import xarray as xr
+
+    bare = az.InferenceData(posterior=xr.Dataset({"means": idata2.posterior["means"]}))
+    fig = location_figure(bare)
+    assert _ellipses(fig.axes[0]) == []
+    assert [t for t in _legend_texts(fig) if t.startswith("component")] == [
+        f"component {j}" for j in range(K)
+    ]
+
+
+def test_trace_figure_names_the_run_and_labels_every_axes():
+    idata = make_idata(2)
+    idata.posterior.attrs.update(sampler="nuts", num_warmup=500, relabel="pivot")
+    fig = trace_figure(idata)
+    title = fig.get_suptitle()
+    for fragment in ("NUTS", "2 chains", "50 draws", "500 warm-up"):
+        assert fragment in title, title
+    axes = np.array(fig.axes).reshape(-1, 2)
+    # weights, means[x0], means[x1] and the log density
+    assert [ax.get_title() for ax in axes[:, 1]] == [
+        "weights",
+        "means[x0]",
+        "means[x1]",
+        "lp (sampler's log density)",
+    ]
+    for density_ax, trace_ax in axes:
+        assert trace_ax.get_xlabel() == "draw"
+        assert trace_ax.get_ylabel() and density_ax.get_xlabel()
+        assert density_ax.get_ylabel() == "density"
+        assert density_ax.get_legend() is None and trace_ax.get_legend() is None
+    texts = _legend_texts(fig)
+    assert texts[:K] == [f"component {j} (weight {w:.2g})" for j, w in enumerate(_weights(idata))]
+    assert texts[K:] == ["chain 0", "chain 1"]
+    assert _legend_hides_no_axes(fig)
+
+
+def _weights(idata) -> np.ndarray:
+    return idata.posterior["weights"].values.mean(axis=(0, 1))
+
+
+def test_trace_figure_log_density_row_is_the_sample_stats_lp(idata3):
+    fig = trace_figure(idata3, var_names=("weights",))
+    density_ax, trace_ax = fig.axes[-2:]
+    assert trace_ax.get_title() == "lp (sampler's log density)"
+    assert (density_ax.get_xlabel(), trace_ax.get_ylabel()) == ("lp", "lp")
+    lines = trace_ax.get_lines()
+    assert len(lines) == CHAINS
+    np.testing.assert_array_equal(lines[0].get_ydata(), idata3.sample_stats["lp"].values[0])
+    assert len({line.get_color() for line in lines}) == 1  # not a component's colour
+    without = trace_figure(idata3, var_names=("weights",), include_lp=False, title="my run")
+    assert len(without.axes) == 2 and without.get_suptitle() == "my run"
+    bare = az.InferenceData(posterior=idata3.posterior)
+    assert len(trace_figure(bare, var_names=("weights",)).axes) == 2

@@ -8,7 +8,9 @@ from bgmm.relabel import (
     apply_permutations,
     classification_probabilities,
     expected_counts,
+    order_by_weight,
     pivot_permutations,
+    relabel_draws,
     stephens_permutations,
     undo_permutations,
 )
@@ -198,3 +200,64 @@ def test_stephens_warns_when_it_runs_out_of_iterations():
     scramble = _random_permutations(rng, 2, 50, 3)
     with pytest.warns(RuntimeWarning, match="max_iterations"):
         stephens_permutations(_relabel_responsibilities(p, scramble), max_iterations=1)
+
+
+def _draws_dict(weights, means, chol, lp):
+    return {"weights": weights, "means": means, "chol_precision": chol, "lp": lp}
+
+
+@pytest.mark.parametrize("method", ["pivot", "stephens"])
+def test_relabelled_components_come_in_order_of_weight(method):
+    """Two runs whose draws differ only in their labels (as an HMC and a Gibbs run on the same
+    data may) report the components in the same order, heaviest first, and
+    label_permutation still maps the sampler's labels to the reported ones."""
+    rng = np.random.default_rng(9)
+    # Weights 10 : 30 : 20 in centre order: the pivot's labels are not the weights' order.
+    weights, means, chol, lp = _well_separated_draws(rng, s=100)
+    weights = weights[..., [2, 0, 1]]
+    data = _data_near(rng, np.array([[0.0, 0.0], [4.0, 0.0], [0.0, 4.0]]))
+    scramble = _random_permutations(rng, *weights.shape)  # the pivot draw's labels too
+    runs = [
+        relabel_draws(_draws_dict(weights, means, chol, lp), data, method, seed=0),
+        relabel_draws(
+            _draws_dict(*(apply_permutations(a, scramble) for a in (weights, means, chol)), lp),
+            data,
+            method,
+            seed=0,
+        ),
+    ]
+    for name in ("weights", "means", "chol_precision"):
+        np.testing.assert_array_equal(runs[0][name], runs[1][name])
+    weights_mean = runs[0]["weights"].mean(axis=(0, 1))
+    assert np.all(np.diff(weights_mean) <= 0), weights_mean
+    # Heaviest first: the component at (4, 0), then (0, 4), then (0, 0).
+    np.testing.assert_allclose(
+        runs[0]["means"].mean(axis=(0, 1)), [[4.0, 0.0], [0.0, 4.0], [0.0, 0.0]], atol=0.05
+    )
+    for run, raw in zip(runs, (weights, apply_permutations(weights, scramble)), strict=True):
+        perms = run["label_permutation"]
+        np.testing.assert_array_equal(apply_permutations(raw, perms), run["weights"])
+        np.testing.assert_array_equal(undo_permutations(run["weights"], perms), raw)
+
+
+def test_relabel_none_keeps_the_sampler_order():
+    rng = np.random.default_rng(10)
+    weights, means, chol, lp = _well_separated_draws(rng, s=20)
+    weights = weights[..., ::-1]  # lightest first
+    data = _data_near(rng, np.array([[0.0, 0.0], [4.0, 0.0], [0.0, 4.0]]))
+    out = relabel_draws(_draws_dict(weights, means, chol, lp), data, "none", seed=0)
+    np.testing.assert_array_equal(out["weights"], weights)
+    np.testing.assert_array_equal(out["means"], means)
+    assert "label_permutation" not in out
+    assert out["num_occupied"].shape == lp.shape
+
+
+def test_order_by_weight_composes_with_the_permutations():
+    weights = np.array([[[0.2, 0.5, 0.3], [0.5, 0.3, 0.2]]])  # (1, 2, 3)
+    perms = np.array([[[0, 1, 2], [2, 0, 1]]])  # relabelled: [.2 .5 .3] and [.2 .5 .3]
+    ordered = order_by_weight(weights, perms)
+    np.testing.assert_array_equal(ordered, [[[1, 2, 0], [0, 1, 2]]])
+    np.testing.assert_array_equal(apply_permutations(weights, ordered), [[[0.5, 0.3, 0.2]] * 2])
+    # Ties keep the relabelled order.
+    even = np.full((1, 2, 3), 1 / 3)
+    np.testing.assert_array_equal(order_by_weight(even, perms), perms)

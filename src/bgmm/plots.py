@@ -1,12 +1,17 @@
 """Figures for posterior draws of a Bayesian Gaussian mixture.
 
-Two figures are provided:
+Two figures are provided, each as a :class:`~matplotlib.figure.Figure` (to inspect or adjust)
+and as a PNG writer:
 
-* :func:`plot_location_kde` reproduces the TFP tutorial's "KDE of loc draws" figure: one filled
-  2-D kernel density estimate per component of the posterior draws of its mean, drawn over a
-  light scatter of the observed data.
-* :func:`plot_trace` is a trace plot (per-chain densities on the left, traces on the right) built
-  on :func:`arviz.plot_trace`, with one colour per mixture component.
+* :func:`location_figure` / :func:`plot_location_kde`: where each component lies and how far
+  it spreads. The TFP tutorial's "KDE of loc draws" (one filled 2-D kernel density estimate
+  per component of the posterior draws of its mean) with, around each posterior mean, the
+  1 and 2 sd ellipses of the posterior mean covariance, over a light scatter of the observed
+  data; empty components are left out and named in the legend.
+* :func:`trace_figure` / :func:`plot_trace`: a trace plot (per-chain densities on the left,
+  traces on the right) built on :func:`arviz.plot_trace`, one colour per mixture component,
+  with the sampler's log density in a last row, a title naming the run and one legend above
+  the axes.
 
 Figures are built on :class:`matplotlib.figure.Figure` objects that are never registered with
 ``pyplot``, so no window is ever opened whatever the configured backend, and nothing has to be
@@ -19,7 +24,7 @@ import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -32,7 +37,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["plot_location_kde", "plot_trace"]
+__all__ = ["location_figure", "plot_location_kde", "plot_trace", "trace_figure"]
 
 _DPI = 100
 _GRID_SIZE = 100  # grid points per axis for the 2-D KDE
@@ -40,6 +45,26 @@ _KDE_CUT = 3.0  # grid extends this many bandwidths beyond the draws (as seaborn
 _KDE_LEVELS = 10  # iso-proportion levels, as seaborn's default
 _KDE_THRESH = 0.05  # lowest level is left unfilled (seaborn's ``shade_lowest=False``)
 _MAX_KDE_DRAWS = 1000  # draws per component fed to the KDE (thinned deterministically)
+# Spread ellipses: Mahalanobis radius and line style; a 2-D normal puts 1 - exp(-r^2 / 2) of
+# its mass inside radius r, 39 % at 1 and 86 % at 2.
+_ELLIPSE_RADII = ((1, "solid"), (2, "dashed"))
+_ELLIPSE_MASS = ("39%", "86%")
+# Trace figure: chains' line styles (repeated past the fourth chain), the colour of rows
+# without components, the log-density row's name, and the layout in inches.
+_CHAIN_STYLES = ("solid", "dotted", "dashed", "dashdot")
+_NEUTRAL = "0.3"
+_LP_ROW = "lp (sampler's log density)"
+_LEGEND_COLUMNS = 6
+_TITLE_PAD_IN = 0.1  # above the figure title
+_TRACE_TITLE_IN = 0.45  # the figure title's band, padding included
+_LEGEND_ROW_IN = 0.28  # one row of the legend under it
+_ROW_TITLE_IN = 0.35  # the first row's axes titles
+_AXES_HEIGHT_IN = 1.6
+_ROW_GAP_IN = 0.95  # x label and tick labels of a row, then the next row's titles
+_BOTTOM_IN = 0.65
+_LEFT_IN = 0.85
+_RIGHT_IN = 0.25
+_COLUMN_GAP_IN = 1.0  # the trace column's y label and tick labels
 
 
 # ----------------------------------------------------------------------------------------------
@@ -193,7 +218,7 @@ def _weight_label(k: int, weights: np.ndarray | None) -> str:
     """The legend label of component ``k``, with its mean weight from ``weights`` (K,)."""
     if weights is None or not np.isfinite(weights[k]):
         return f"component {k}"
-    return f"component {k} (weight ~ {weights[k]:.2f})"
+    return f"component {k} (weight {weights[k]:.2g})"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -260,32 +285,157 @@ def _kde_1d(ax: Axes, x: np.ndarray, color, label: str) -> None:
     ax.plot(grid, dens, color=color, lw=1.5, label=label)
 
 
+class _Components(NamedTuple):
+    """What the location figure shows of each of the K components.
+
+    Attributes
+    ----------
+    labels : list of K str
+        Legend labels, with the posterior mean weight when known.
+    colors : list of K RGBA tuples
+    shown : array of bool, shape (K,)
+        False for empty components (posterior mean weight x N < 1 observation).
+    centres : array, shape (K, D)
+        Posterior mean of each component's mean.
+    covariances : array, shape (K, D, D), or None
+        Posterior mean of each component's covariance; None when the posterior has neither
+        ``covariance`` nor ``chol_precision``.
+    weights : array, shape (K,), or None
+        Posterior mean weights.
+    """
+
+    labels: list[str]
+    colors: list
+    shown: np.ndarray
+    centres: np.ndarray
+    covariances: np.ndarray | None
+    weights: np.ndarray | None
+
+
+def _components(
+    idata: InferenceData, draws: np.ndarray, num_observations: int | None
+) -> _Components:
+    """The :class:`_Components` of the location figure; ``draws`` (n_draws, K, D) of the
+    means, ``num_observations`` the data's N (None: no component is called empty)."""
+    _, k, d = draws.shape
+    weights = _mean_weights(idata, k)
+    shown = np.ones(k, dtype=bool)
+    if weights is not None and num_observations:
+        # An expected count below one observation: the component explains no data, and its
+        # location and spread are the prior's, not the data's.
+        shown = ~(np.nan_to_num(weights, nan=np.inf) * num_observations < 1.0)
+    with np.errstate(invalid="ignore"):
+        centres = np.nanmean(draws, axis=0)
+    return _Components(
+        labels=[_weight_label(j, weights) for j in range(k)],
+        colors=_component_colors(k),
+        shown=shown,
+        centres=centres,
+        covariances=_mean_covariances(idata, k, d),
+        weights=weights,
+    )
+
+
+def _mean_covariances(idata: InferenceData, k: int, d: int) -> np.ndarray | None:
+    """The posterior mean covariance of each component, shape (K, D, D), from ``covariance``
+    or else ``chol_precision`` (as (L L')^-1); None when neither is there in that shape."""
+    post = _posterior(idata)
+    for name in ("covariance", "chol_precision"):
+        if name not in post:
+            continue
+        values = np.asarray(post[name].values, dtype=float)
+        if values.ndim != 5 or values.shape[2:] != (k, d, d):
+            continue
+        values = values.reshape(-1, k, d, d)
+        if name == "chol_precision":
+            with np.errstate(all="ignore"):
+                values = np.linalg.inv(values @ np.swapaxes(values, -1, -2))
+        with np.errstate(invalid="ignore"):
+            return np.nanmean(values, axis=0)
+    return None
+
+
+def _observed_label(num_shown: int, num_observations: int) -> str:
+    """The legend label of the data: how many of the N points are drawn."""
+    if num_shown < num_observations:
+        return f"observed data ({num_shown:,} of {num_observations:,} points shown)"
+    return f"observed data ({num_observations:,} points)"
+
+
+def _empty_label(shown: np.ndarray) -> str | None:
+    """The legend line that names the components left out; None when all are shown."""
+    empty = np.flatnonzero(~shown)
+    if empty.size == 0:
+        return None
+    plural = "s" if empty.size > 1 else ""
+    indices = ", ".join(str(j) for j in empty)
+    return (
+        f"{empty.size} empty component{plural} not shown "
+        f"(component{plural} {indices}: weight x N < 1)"
+    )
+
+
+def location_figure(
+    idata: InferenceData,
+    features: Sequence[int | str] = (0, 1),
+    max_points: int | None = 5000,
+) -> Figure:
+    """The figure :func:`plot_location_kde` writes, as a matplotlib Figure.
+
+    Parameters and behaviour as :func:`plot_location_kde`; the figure is not registered
+    with pyplot.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axes (two, a twin, for one feature) and its legend outside the plotting area.
+    """
+    draws, names = _means_array(idata)
+    d = draws.shape[2]
+    y = _observed(idata)
+    if y is not None and y.shape[1] != d:
+        y = None
+    if max_points is not None and max_points < 0:
+        raise ValueError(f"max_points must be non-negative; got {max_points}")
+    components = _components(idata, draws, None if y is None else len(y))
+    if d == 1:
+        return _location_figure_1d(draws[:, :, 0], names[0], y, components, max_points)
+    shown = resolve_features(features, names)
+    return _location_figure_2d(draws, names, shown, y, components, max_points)
+
+
 def plot_location_kde(
     idata: InferenceData,
     path: str | os.PathLike,
     features: Sequence[int | str] = (0, 1),
-    max_points: int = 5000,
+    max_points: int | None = 5000,
 ) -> Path:
-    """Plot the KDE of the posterior draws of each component's mean (the tutorial's figure).
+    """Plot where each component lies and how far it spreads, over the data.
 
     For each component, the draws of its mean (all chains pooled) projected on the two chosen
-    features are summarised by a filled 2-D Gaussian KDE (iso-proportion levels, lowest level
-    unfilled), one colour per component, over a light scatter of the observed data (subsampled
-    to ``max_points``). Components whose draws are degenerate (e.g. constant) are shown as point
-    markers instead. With a single feature (D == 1), 1-D KDEs of the mean draws are drawn over
-    a histogram of the data and ``features`` is ignored.
+    features are summarised by a filled 2-D Gaussian KDE (the tutorial's figure: where the
+    mean lies), and its posterior mean covariance by the ellipses of 1 and 2 standard
+    deviations around its posterior mean (39 % and 86 % of a 2-D normal's mass: how far its
+    observations spread), one colour per component, over a light scatter of the observed data
+    (subsampled to ``max_points``; the legend says how many of the N points are shown).
+    Empty components, whose posterior mean weight times N is below one observation, are left
+    out and the legend says so. Components whose draws are degenerate (e.g. constant) show
+    their mean draws as markers. With a single feature (D == 1) the data's histogram is drawn
+    with each component's weighted normal density, and 1-D KDEs of the mean draws on a twin
+    axis; ``features`` is then ignored.
 
     Parameters
     ----------
     idata : arviz.InferenceData
-        Needs ``posterior.means`` (chain, draw, component, feature); ``posterior.weights`` and
-        ``observed_data.y`` are used when present.
+        Needs ``posterior.means`` (chain, draw, component, feature); ``posterior.weights``,
+        ``posterior.covariance`` (or ``chol_precision``) and ``observed_data.y`` are used
+        when present.
     path : str or PathLike
         Where to write the PNG (parent directories are created).
     features : pair of int or str
         The two features (indices 0..D-1 or names from the ``feature`` coordinate) to show.
-    max_points : int
-        At most this many observations are scattered.
+    max_points : int or None
+        At most this many observations are scattered (None: all).
 
     Returns
     -------
@@ -297,82 +447,117 @@ def plot_location_kde(
     ValueError
         If ``features`` is not two distinct valid features, or ``means`` is missing/misshapen.
     """
-    draws, names = _means_array(idata)
-    _, k, d = draws.shape
-    weights = _mean_weights(idata, k)
-    labels = [_weight_label(j, weights) for j in range(k)]
-    colors = _component_colors(k)
-    y = _observed(idata)
-    if y is not None and y.shape[1] != d:
-        y = None
-    if max_points is not None and max_points < 0:
-        raise ValueError(f"max_points must be non-negative; got {max_points}")
-    if d == 1:
-        fig = _location_kde_1d(draws[:, :, 0], names[0], y, labels, colors, max_points)
-    else:
-        fig = _location_kde_2d(
-            draws, names, resolve_features(features, names), y, labels, colors, max_points
-        )
-    return _save(fig, path)
+    return _save(location_figure(idata, features, max_points), path)
 
 
-def _location_kde_1d(
+def _legend_outside(fig: Figure, handles: list) -> None:
+    """The figure's legend to the right of its axes, outside them, so that it hides no data
+    (the constrained layout makes room for it)."""
+    fig.legend(handles=handles, loc="outside right upper", fontsize="small", frameon=False)
+
+
+def _location_figure_1d(
     draws: np.ndarray,
     name: str,
     y: np.ndarray | None,
-    labels: list[str],
-    colors: list,
+    components: _Components,
     max_points: int | None,
 ) -> Figure:
-    """The figure for one feature: KDEs of the mean draws (n_draws, K) over a histogram of
-    the observed data ``y`` (N, 1) on a twin axis."""
-    fig = _new_figure((7.5, 5.0))
-    ax = fig.add_subplot()
-    data_ax = ax
+    """The figure for one feature: the data's histogram with each shown component's weighted
+    normal density (posterior mean parameters), and KDEs of the mean draws (n_draws, K) on a
+    twin axis; ``y`` (N, 1) the observed data."""
+    fig = _new_figure((9.5, 5.0))
+    data_ax = fig.add_subplot()
+    handles = []
     if y is not None:
         observed = subsample_rows(y, max_points)[:, 0]
-        observed = observed[np.isfinite(observed)]
-        if observed.size:
-            ax.hist(observed, bins="auto", density=True, color="0.6", alpha=0.5, label="observed")
-        ax.set_ylabel("data density")
-        ax = ax.twinx()
-    for j, (label, color) in enumerate(zip(labels, colors, strict=True)):
+        finite = observed[np.isfinite(observed)]
+        if finite.size:
+            data_ax.hist(finite, bins="auto", density=True, color="0.6", alpha=0.5)
+        handles.append(_data_handle(_observed_label(len(observed), len(y)), patch=True))
+    handles += _component_densities_1d(data_ax, components)
+    data_ax.set_ylabel("data density")
+    data_ax.set_ylim(bottom=0)
+    ax = data_ax.twinx()
+    for j in np.flatnonzero(components.shown):
         x = draws[:, j]
         x = _thin(x[np.isfinite(x)], _MAX_KDE_DRAWS)
         if x.size:
-            _kde_1d(ax, x, color, label)
-    ax.set_ylabel("posterior density of mean")
+            _kde_1d(ax, x, components.colors[j], components.labels[j])
+    ax.set_ylabel("posterior density of the mean (filled)")
     ax.set_ylim(bottom=0)
-    handles, legend_labels = [], []
-    for a in {id(data_ax): data_ax, id(ax): ax}.values():
-        h, lab = a.get_legend_handles_labels()
-        handles += h
-        legend_labels += lab
-    if handles:
-        ax.legend(handles, legend_labels, loc="best", fontsize="small")
+    handles += _component_handles(components)
+    _legend_outside(fig, handles)
     data_ax.set_xlabel(name)
-    data_ax.set_title("KDE of location draws")
+    data_ax.set_title("Component locations (filled) and spread (dashed)")
     return fig
 
 
-def _location_kde_2d(
+def _component_densities_1d(ax: Axes, components: _Components) -> list:
+    """Each shown component's density theta_k N(x | mu_k, sigma_k^2) at its posterior mean
+    parameters, a line on ``ax``; returns the legend handles of the line styles."""
+    from matplotlib.lines import Line2D
+
+    if components.covariances is None:
+        return []
+    sds = np.sqrt(components.covariances[:, 0, 0])
+    k = len(sds)
+    weights = components.weights if components.weights is not None else np.full(k, 1.0 / k)
+    ok = components.shown & np.isfinite(sds) & (sds > 0) & np.isfinite(components.centres[:, 0])
+    if not ok.any():
+        return []
+    low = np.min(components.centres[ok, 0] - 4 * sds[ok])
+    high = np.max(components.centres[ok, 0] + 4 * sds[ok])
+    grid = np.linspace(low, high, 400)
+    for j in np.flatnonzero(ok):
+        z = (grid - components.centres[j, 0]) / sds[j]
+        density = weights[j] * np.exp(-0.5 * z**2) / (sds[j] * np.sqrt(2 * np.pi))
+        ax.plot(grid, density, color=components.colors[j], lw=1.5, ls="--", gid=f"spread {j}")
+    return [Line2D([], [], color="0.3", ls="--", label="weight x normal density (spread)")]
+
+
+def _data_handle(label: str, patch: bool = False):
+    """A grey legend entry for the observed data."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    if patch:
+        return Patch(facecolor="0.6", alpha=0.5, label=label)
+    return Line2D([], [], ls="none", marker="o", color="0.45", alpha=0.6, label=label)
+
+
+def _component_handles(components: _Components) -> list:
+    """Legend entries: one per shown component, then the note on empty ones."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    handles = [
+        Patch(facecolor=components.colors[j], alpha=0.75, label=components.labels[j])
+        for j in np.flatnonzero(components.shown)
+    ]
+    empty = _empty_label(components.shown)
+    if empty:
+        handles.append(Line2D([], [], ls="none", label=empty))
+    return handles
+
+
+def _location_figure_2d(
     draws: np.ndarray,
     names: list[str],
     shown: tuple[int, int],
     y: np.ndarray | None,
-    labels: list[str],
-    colors: list,
+    components: _Components,
     max_points: int | None,
 ) -> Figure:
-    """The figure for two of the D features, indices ``shown``: 2-D KDEs of the mean draws
-    (n_draws, K, D) over a scatter of the observed data ``y`` (N, D)."""
-    from matplotlib.patches import Patch
-
-    fig = _new_figure((7.5, 6.5))
+    """The figure for two of the D features, indices ``shown``: for each shown component the
+    2-D KDE of its mean draws (n_draws, K, D) and its 1 and 2 sd ellipses, over a scatter of
+    the observed data ``y`` (N, D)."""
+    fig = _new_figure((9.5, 6.5))
     ax = fig.add_subplot()
     handles = []
+    columns = list(shown)
     if y is not None:
-        observed = subsample_rows(y[:, list(shown)], max_points)
+        observed = subsample_rows(y[:, columns], max_points)
         ax.scatter(
             observed[:, 0],
             observed[:, 1],
@@ -383,20 +568,70 @@ def _location_kde_2d(
             zorder=1,
             rasterized=True,
         )
-        handles.append(Patch(facecolor="0.45", alpha=0.4, label=f"observed data (n={y.shape[0]})"))
-    for j, (label, color) in enumerate(zip(labels, colors, strict=True)):
-        pts = draws[:, j][:, list(shown)]
+        handles.append(_data_handle(_observed_label(len(observed), len(y))))
+    for j in np.flatnonzero(components.shown):
+        pts = draws[:, j][:, columns]
         pts = _thin(pts[np.all(np.isfinite(pts), axis=1)], _MAX_KDE_DRAWS)
-        if pts.shape[0] == 0:
-            continue
-        _kde_2d(ax, pts, color)
-        handles.append(Patch(facecolor=color, alpha=0.75, label=label))
+        if pts.shape[0]:
+            _kde_2d(ax, pts, components.colors[j])
+    handles += _spread_ellipses(ax, components, columns)
+    handles += _component_handles(components)
     ax.set_xlabel(names[shown[0]])
     ax.set_ylabel(names[shown[1]])
-    ax.set_title("KDE of location draws")
+    ax.set_title("Component locations (filled) and spread (ellipses)")
     ax.grid(True, alpha=0.3)
-    ax.legend(handles=handles, loc="best", fontsize="small", framealpha=0.85)
+    _legend_outside(fig, handles)
     return fig
+
+
+def _spread_ellipses(ax: Axes, components: _Components, columns: list[int]) -> list:
+    """The 1 and 2 sd ellipses of every shown component's posterior mean covariance,
+    projected on ``columns`` (its 2 x 2 block is the marginal covariance), centred on its
+    posterior mean; returns the legend handles of the two line styles."""
+    from matplotlib.lines import Line2D
+
+    if components.covariances is None:
+        return []
+    drawn = False
+    for j in np.flatnonzero(components.shown):
+        block = components.covariances[j][np.ix_(columns, columns)]
+        centre = components.centres[j, columns]
+        for radius, style in _ELLIPSE_RADII:
+            ellipse = _ellipse(centre, block, radius, components.colors[j], style)
+            if ellipse is not None:
+                ellipse.set_gid(f"component {j}, {radius} sd")
+                ax.add_patch(ellipse)
+                drawn = True
+    if not drawn:
+        return []
+    return [
+        Line2D([], [], color="0.3", ls=style, label=f"{radius} sd ellipse ({mass} of its mass)")
+        for (radius, style), mass in zip(_ELLIPSE_RADII, _ELLIPSE_MASS, strict=True)
+    ]
+
+
+def _ellipse(centre: np.ndarray, covariance: np.ndarray, radius: float, color, style: str):
+    """The Mahalanobis-``radius`` ellipse of ``covariance`` (2, 2) around ``centre`` (2,),
+    as an unfilled patch; None when the covariance is not finite and positive definite."""
+    from matplotlib.patches import Ellipse
+
+    if not (np.all(np.isfinite(covariance)) and np.all(np.isfinite(centre))):
+        return None
+    values, vectors = np.linalg.eigh(0.5 * (covariance + covariance.T))
+    if values[0] <= 0:
+        return None
+    angle = np.degrees(np.arctan2(vectors[1, 1], vectors[0, 1]))  # the major axis
+    return Ellipse(
+        tuple(centre),
+        width=2 * radius * np.sqrt(values[1]),
+        height=2 * radius * np.sqrt(values[0]),
+        angle=angle,
+        fill=False,
+        edgecolor=color,
+        linestyle=style,
+        linewidth=1.6,
+        zorder=4,
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -436,18 +671,70 @@ def _trace_dataset(
     return xr.Dataset(out)
 
 
+def trace_figure(
+    idata: InferenceData,
+    var_names: Sequence[str] = ("weights", "means"),
+    features: Sequence[int | str] = (0, 1),
+    include_lp: bool = True,
+    title: str | None = None,
+) -> Figure:
+    """The figure :func:`plot_trace` writes, as a matplotlib Figure.
+
+    Parameters and behaviour as :func:`plot_trace`; the figure is not registered with
+    pyplot.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Axes in rows x 2 (density, trace), a title and one legend above the axes.
+    """
+    post = _posterior(idata)
+    var_names = _checked_var_names(post, var_names)
+    rows = _trace_dataset(post, var_names, _trace_features(post, var_names, features))
+    if include_lp:
+        rows = _with_lp_row(rows, idata)
+    num_components = post.sizes.get("component", 1)
+    colors = _component_colors(max(num_components, 1))
+    handles = _trace_handles(idata, colors, num_components, post.sizes.get("chain", 1))
+    fig, axes = _trace_figure(len(rows.data_vars), _legend_rows(len(handles)))
+    _draw_traces(rows, axes, colors, legend=False)
+    _label_trace_axes(rows, axes)
+    height = fig.get_figheight()
+    fig.suptitle(
+        title if title is not None else _trace_title(post),
+        y=1 - _TITLE_PAD_IN / height,
+        va="top",
+        fontsize="large",
+    )
+    fig.legend(
+        handles=handles,
+        loc="upper center",
+        bbox_to_anchor=(0.5, 1 - _TRACE_TITLE_IN / height),
+        ncol=min(len(handles), _LEGEND_COLUMNS),
+        fontsize="small",
+        frameon=False,
+    )
+    return fig
+
+
 def plot_trace(
     idata: InferenceData,
     path: str | os.PathLike,
     var_names: Sequence[str] = ("weights", "means"),
     features: Sequence[int | str] = (0, 1),
+    include_lp: bool = True,
+    title: str | None = None,
 ) -> Path:
     """Trace plot of posterior variables: per-chain density (left) and trace (right).
 
     One row per variable; variables with feature dimensions (``means``, ``covariance``, ...)
     get one row per selected feature (or feature pair), with only ``features`` kept when
-    D > 2. Lines are coloured by component (the same colours as :func:`plot_location_kde`) and
-    chains are distinguished by line style.
+    D > 2; a last row traces the sampler's log density (``sample_stats.lp``), whose trends
+    and chain disagreements show a run that has not converged whatever the labels. Lines
+    are coloured by component (the same colours as :func:`plot_location_kde`; rows without
+    components in grey) and chains are distinguished by line style. The title names the
+    run (sampler, chains, draws); the legend sits in a row of its own above the axes, so
+    that it hides no trace; every axes is labelled (value and density, draw and value).
 
     Parameters
     ----------
@@ -458,20 +745,87 @@ def plot_trace(
         Posterior variables to show.
     features : pair of int or str
         Features kept for feature-indexed variables when D > 2 (validated whenever D >= 2).
+    include_lp : bool
+        Add the log-density row when ``sample_stats`` has ``lp`` laid out as (chain, draw).
+    title : str, optional
+        The figure's title; by default made from the run's attributes and sizes.
 
     Returns
     -------
     pathlib.Path
         ``path``.
     """
-    post = _posterior(idata)
-    var_names = _checked_var_names(post, var_names)
-    rows = _trace_dataset(post, var_names, _trace_features(post, var_names, features))
-    num_components = post.sizes.get("component", 1)
-    fig, axes = _trace_figure(len(rows.data_vars))
-    _draw_traces(rows, axes, _component_colors(max(num_components, 1)), legend=num_components > 1)
-    _keep_first_legend(axes[:, 0])
-    return _save(fig, path)
+    return _save(trace_figure(idata, var_names, features, include_lp, title), path)
+
+
+def _with_lp_row(rows: xr.Dataset, idata: InferenceData) -> xr.Dataset:
+    """``rows`` with the sampler's log density (``sample_stats.lp``, (chain, draw)) added
+    as ``_LP_ROW``; unchanged when there is none in that layout."""
+    try:
+        lp = idata.sample_stats["lp"]
+    except (AttributeError, KeyError):
+        return rows
+    if tuple(lp.dims) != ("chain", "draw") or any(
+        rows.sizes.get(dim, size) != size for dim, size in lp.sizes.items()
+    ):
+        return rows
+    # By position, not by coordinates: the two groups of one run hold the same draws.
+    return rows.assign({_LP_ROW: (("chain", "draw"), np.asarray(lp.values))})
+
+
+def _trace_title(post: xr.Dataset) -> str:
+    """What run the trace shows: sampler, chains, draws and warm-up, from the attributes
+    bgmm stores (docs/design.md section 3) and the posterior's sizes."""
+    attrs = post.attrs
+    chains, draws = post.sizes.get("chain", 1), post.sizes.get("draw", 0)
+    sampler = str(attrs.get("sampler", ""))
+    name = {"hmc": "HMC", "nuts": "NUTS", "gibbs": "Gibbs"}.get(sampler, sampler)
+    text = f"Posterior draws: {name + ' sampler, ' if name else ''}"
+    text += f"{chains} chain{'s' if chains != 1 else ''} x {draws:,} draws"
+    if "num_warmup" in attrs:
+        text += f" (after {int(attrs['num_warmup']):,} warm-up)"
+    relabel = attrs.get("relabel")
+    if relabel and relabel != "none":
+        text += f", components relabelled ({relabel})"
+    return text
+
+
+def _trace_handles(idata: InferenceData, colors: list, num_components: int, num_chains: int):
+    """Legend entries: one colour per component (with its mean weight), one line style per
+    chain (chains past the fourth share the styles, as in :func:`_draw_traces`)."""
+    from matplotlib.lines import Line2D
+
+    weights = _mean_weights(idata, num_components)
+    handles = []
+    if num_components > 1:
+        handles += [
+            Line2D([], [], color=colors[j], lw=2, label=_weight_label(j, weights))
+            for j in range(num_components)
+        ]
+    for i, style in enumerate(_CHAIN_STYLES[: max(num_chains, 1)]):
+        chains = list(range(i, num_chains, len(_CHAIN_STYLES)))
+        label = "chain " + ", ".join(map(str, chains[:3])) + (", ..." if len(chains) > 3 else "")
+        handles.append(Line2D([], [], color="0.25", ls=style, label=label))
+    return handles
+
+
+def _legend_rows(num_handles: int) -> int:
+    return -(-num_handles // _LEGEND_COLUMNS)
+
+
+def _label_trace_axes(rows: xr.Dataset, axes: np.ndarray) -> None:
+    """Axis labels on every row: value and density on the left, draw and value on the
+    right; rows without a component dimension (the log density) in grey."""
+    for (name, values), (density_ax, trace_ax) in zip(rows.data_vars.items(), axes, strict=True):
+        quantity = str(name).split("[", 1)[0].split(" (", 1)[0]
+        density_ax.set_xlabel(quantity)
+        density_ax.set_ylabel("density")
+        trace_ax.set_xlabel("draw")
+        trace_ax.set_ylabel(quantity)
+        if "component" not in values.dims:
+            for ax in (density_ax, trace_ax):
+                for line in ax.get_lines():
+                    line.set_color(_NEUTRAL)
 
 
 def _checked_var_names(post: xr.Dataset, var_names: Sequence[str] | str) -> list[str]:
@@ -505,19 +859,23 @@ def _trace_features(
     return [fi, fj] if size > 2 else sorted([fi, fj])
 
 
-def _trace_figure(n_rows: int) -> tuple[Figure, np.ndarray]:
-    """A figure with ``n_rows`` x 2 axes (the axes array has that shape) at fixed margins."""
-    width, height = 12.0, max(2.2 * n_rows, 3.0)
+def _trace_figure(n_rows: int, legend_rows: int = 1) -> tuple[Figure, np.ndarray]:
+    """A figure with ``n_rows`` x 2 axes (the axes array has that shape) at fixed margins,
+    with room above the axes for the title and ``legend_rows`` rows of legend."""
+    width = 12.0
+    top = _TRACE_TITLE_IN + legend_rows * _LEGEND_ROW_IN + _ROW_TITLE_IN
+    height = top + _BOTTOM_IN + n_rows * _AXES_HEIGHT_IN + (n_rows - 1) * _ROW_GAP_IN
     # Fixed margins, in inches: the grid is regular, and a constrained layout would cost
     # a second drawing pass when saving.
     fig = _new_figure((width, height), constrained=False)
+    axes_width = (width - _LEFT_IN - _RIGHT_IN - _COLUMN_GAP_IN) / 2
     fig.subplots_adjust(
-        left=0.15 / width,
-        right=1 - 0.15 / width,
-        bottom=0.35 / height,
-        top=1 - 0.3 / height,
-        wspace=0.12,
-        hspace=0.55 * n_rows / (height - 0.65 - 0.55 * (n_rows - 1)) if n_rows > 1 else 0.0,
+        left=_LEFT_IN / width,
+        right=1 - _RIGHT_IN / width,
+        bottom=_BOTTOM_IN / height,
+        top=1 - top / height,
+        wspace=_COLUMN_GAP_IN / axes_width,
+        hspace=_ROW_GAP_IN / _AXES_HEIGHT_IN,
     )
     return fig, fig.subplots(n_rows, 2, squeeze=False)
 
@@ -537,19 +895,8 @@ def _draw_traces(rows: xr.Dataset, axes: np.ndarray, colors: list, legend: bool)
             rows,
             compact=True,
             compact_prop={"color": colors},
-            chain_prop={"linestyle": ("solid", "dotted", "dashed", "dashdot")},
+            chain_prop={"linestyle": _CHAIN_STYLES},
             legend=legend,
             axes=axes,
             show=False,
         )
-
-
-def _keep_first_legend(density_axes: np.ndarray) -> None:
-    """Keep one component legend (the first one) so the densities below stay visible."""
-    seen = False
-    for ax in density_axes:
-        leg = ax.get_legend()
-        if leg is not None:
-            if seen:
-                leg.remove()
-            seen = True

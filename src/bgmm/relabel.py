@@ -35,6 +35,7 @@ __all__ = [
     "apply_permutations",
     "classification_probabilities",
     "expected_counts",
+    "order_by_weight",
     "pivot_permutations",
     "relabel_draws",
     "stephens_permutations",
@@ -382,7 +383,10 @@ def relabel_draws(
 
     Both use the classification probabilities of (a subsample of) the observations. A
     component is occupied when it expects at least one of the N observations; Gibbs runs
-    bring their own count, from the sampled assignments.
+    bring their own count, from the sampled assignments. Relabelled components are then
+    ordered by posterior mean weight, largest first (:func:`order_by_weight`), so that every
+    run and every output lists them in the same order. With ``"none"`` the components are
+    told apart by their priors and keep the sampler's labels.
 
     Parameters
     ----------
@@ -398,7 +402,9 @@ def relabel_draws(
     -------
     dict
         A new dict: the draws, ``num_occupied`` (C, S) and, when relabelled,
-        ``label_permutation`` (C, S, K).
+        ``label_permutation`` (C, S, K): the raw component of each draw that got each
+        reported label (ordering included), so that ``undo_permutations`` gives the raw
+        draws back.
     """
     draws = dict(draws)
     subsample = subsample_rows(data, RELABEL_OBSERVATIONS, seed)
@@ -418,7 +424,34 @@ def relabel_draws(
     perms = pivot_permutations(draws["means"], draws["chol_precision"], draws["lp"])
     if method == "stephens":
         perms = stephens_permutations(probabilities, initial=perms)
+    perms = order_by_weight(draws["weights"], perms)
     for name in ("weights", "means", "chol_precision"):
         draws[name] = apply_permutations(draws[name], perms)
     draws["label_permutation"] = perms
     return draws
+
+
+def order_by_weight(weights: np.ndarray, perms: np.ndarray) -> np.ndarray:
+    """``perms`` followed by the one permutation that sorts the labels by posterior mean
+    weight, largest first (docs/design.md section 2).
+
+    Relabelling leaves the labels in an arbitrary order (the pivot draw's), so two runs on
+    the same data would report their components in different orders; this order depends
+    only on the posterior. Equal mean weights keep their relabelled order.
+
+    Parameters
+    ----------
+    weights : array, shape (C, S, K)
+        The raw draws' weights.
+    perms : array of int, shape (C, S, K)
+        ``perms[c, s, k]``: the raw component of draw (c, s) that gets label k.
+
+    Returns
+    -------
+    array of int, shape (C, S, K)
+        The same convention; the mean over draws of
+        ``apply_permutations(weights, result)`` is non-increasing in k.
+    """
+    mean = apply_permutations(weights, perms).mean(axis=(0, 1))
+    order = np.argsort(-mean, kind="stable")
+    return perms[..., order]
