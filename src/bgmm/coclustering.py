@@ -294,15 +294,19 @@ def expected_vi(partition: np.ndarray, allocations: np.ndarray) -> float:
         Between 0 and log2(M).
     """
     others = _compact(allocations)
+    return _expected_vi(_compact(_labels(partition, others.shape[1]))[0], others)
+
+
+def _expected_vi(labels: np.ndarray, others: np.ndarray) -> float:
+    """:func:`expected_vi` of ``labels`` (M,) and ``others`` (T, M), both labelled 0..L-1."""
     t, m = others.shape
-    labels = _compact(_labels(partition, m))[0]
     width, clusters = others.max() + 1, labels.max() + 1
     draw = np.arange(t)[:, None]
     joint = np.bincount(((draw * clusters + labels) * width + others).ravel())
     theirs = np.bincount((draw * width + others).ravel())
     own = np.bincount(labels)
     # sum n log2 n over cells of each table; VI = (own + theirs - 2 joint) / M.
-    total = _nlogn(own).sum() + (_nlogn(theirs).sum() - 2 * _nlogn(joint.ravel()).sum()) / t
+    total = _nlogn(own).sum() + (_nlogn(theirs).sum() - 2 * _nlogn(joint).sum()) / t
     return float(max(total / m, 0.0))
 
 
@@ -367,7 +371,8 @@ class _Clusters:
         self._grow_sums(extra)
 
     def join_costs(self, i: int) -> np.ndarray:
-        """The loss added by placing item i (not placed) in each slot, shape (slots,)."""
+        """The loss added by placing item i in each slot, counted as if i were in none (its
+        own slot priced as after removing it), shape (slots,)."""
         raise NotImplementedError
 
     def _update(self, i: int, k: int, sign: int) -> None:
@@ -386,7 +391,7 @@ class _BinderClusters(_Clusters):
         self.sums = np.zeros((1, len(w)))
 
     def join_costs(self, i: int) -> np.ndarray:
-        return self.sums[:, i].copy()
+        return self.sums[:, i].copy()  # w_ii = 0: i's own cluster needs no correction
 
     def _update(self, i: int, k: int, sign: int) -> None:
         (np.add if sign > 0 else np.subtract)(self.sums[k], self.w[i], out=self.sums[k])
@@ -400,21 +405,29 @@ class _VIClusters(_Clusters):
     g(n) = n log2 n, n^t_kl the items in cluster k and in cluster l of sampled partition t."""
 
     def __init__(self, others: np.ndarray, step: np.ndarray) -> None:
-        super().__init__(others.shape[1])
-        self.others = np.ascontiguousarray(others.T)  # (M, T): row i, item i in every draw
-        self.draw = np.arange(others.shape[0])
+        t, m = others.shape
+        super().__init__(m)
+        width = others.max() + 1
+        # cells[i, t]: the cell (t, l) of item i in a flat row of T x L counts per cluster, so
+        # that a move updates and a price reads one contiguous row per cluster.
+        self.cells = np.ascontiguousarray((np.arange(t)[:, None] * width + others).T)
         self.step = step  # g(n + 1) - g(n) for n = 0..M
-        self.counts = np.zeros((1, others.shape[0], others.max() + 1), np.int64)
+        self.scale = 2.0 / t
+        self.counts = np.zeros((1, t * width), np.int64)
 
     def join_costs(self, i: int) -> np.ndarray:
-        joint = self.counts[:, self.draw, self.others[i]]  # (slots, T)
-        return self.step[self.sizes] - 2.0 / len(self.draw) * self.step[joint].sum(axis=1)
+        joint = self.counts[:, self.cells[i]]  # (slots, T), a copy
+        sizes = self.sizes.copy()
+        if self.labels[i] >= 0:  # i out of its own cluster
+            joint[self.labels[i]] -= 1
+            sizes[self.labels[i]] -= 1
+        return self.step[sizes] - self.scale * self.step[joint].sum(axis=1)
 
     def _update(self, i: int, k: int, sign: int) -> None:
-        self.counts[k, self.draw, self.others[i]] += sign
+        self.counts[k, self.cells[i]] += sign  # an item is in one cell per draw: no repeats
 
     def _grow_sums(self, extra: int) -> None:
-        self.counts = np.concatenate([self.counts, np.zeros((extra, *self.counts.shape[1:]), int)])
+        self.counts = np.vstack([self.counts, np.zeros((extra, self.counts.shape[1]), np.int64)])
 
 
 def _sweep(clusters: _Clusters) -> np.ndarray:
@@ -423,13 +436,14 @@ def _sweep(clusters: _Clusters) -> np.ndarray:
     for _ in range(_MAX_SWEEPS):
         moved = False
         for i in range(len(clusters.labels)):
-            here = clusters.remove(i)
+            here = int(clusters.labels[i])
             costs = clusters.join_costs(i)
             best = int(np.argmin(costs))
             # Strictly better only: ties stay, so the loss falls at every move and sweeps end.
-            better = costs[best] < costs[here] - _RELATIVE_TOL * (1.0 + abs(costs[here]))
-            clusters.add(i, best if better else here)
-            moved |= bool(better)
+            if costs[best] < costs[here] - _RELATIVE_TOL * (1.0 + abs(costs[here])):
+                clusters.remove(i)
+                clusters.add(i, best)
+                moved = True
         if not moved:
             break
     return clusters.labels.copy()
@@ -564,7 +578,7 @@ def vi_partition(
     step = np.diff(g)  # step[n] = g(n + 1) - g(n)
     return _search(
         lambda: _VIClusters(others, step),
-        lambda partitions: np.array([expected_vi(p, others) for p in partitions]),
+        lambda partitions: np.array([_expected_vi(_compact(p)[0], others) for p in partitions]),
         candidates,
         num_starts,
         refine_best,
