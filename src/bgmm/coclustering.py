@@ -315,14 +315,12 @@ def _nlogn(n: np.ndarray) -> np.ndarray:
     return n * np.log2(np.where(n > 0, n, 1.0))
 
 
-def _binder_losses(psm: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+def _binder_losses(psm: np.ndarray, w: np.ndarray, candidates: np.ndarray) -> np.ndarray:
     """:func:`expected_binder_loss` of every partition of ``candidates`` (T, M), as GEMMs.
 
     The loss is sum_{i<j} PSM_ij + sum_{i<j, c_i = c_j} (1 - 2 PSM_ij): the second sum is half
-    of sum_k z_k^T W z_k, W = 1 - 2 PSM off the diagonal, z_k the indicator of cluster k.
+    of sum_k z_k^T W z_k, W = 1 - 2 PSM with a zero diagonal, z_k the indicator of cluster k.
     """
-    w = 1.0 - 2.0 * psm
-    np.fill_diagonal(w, 0.0)
     base = (psm.sum() - np.trace(psm)) / 2
     losses = []
     for start in range(0, len(candidates), 64):  # 64 partitions per product: w read once
@@ -535,7 +533,7 @@ def binder_partition(
     candidates = _check_candidates(candidates, len(psm))
     return _search(
         lambda: _BinderClusters(w),
-        lambda partitions: _binder_losses(psm, partitions),
+        lambda partitions: _binder_losses(psm, w, partitions),
         candidates,
         num_starts,
         refine_best,
@@ -634,20 +632,15 @@ def point_partition(
         similarity = similarity_matrix(data, weights, means, chol_precision, max_rows, seed)
     rows = _select_rows(len(data), max_rows, seed) if similarity is None else similarity.rows
     # Separate streams for the sampled partitions and the search's orders.
-    sample_seed, search_seed = np.random.SeedSequence(seed).generate_state(2)
-    allocations = sample_allocations(
-        data, weights, means, chol_precision, rows, num_partitions, int(sample_seed)
-    )
-    mean = membership_probabilities(data[rows], weights, means, chol_precision).mean
-    candidates = np.concatenate([mean.argmax(axis=1)[None], allocations])
+    sample_seed, search_seed = (int(x) for x in np.random.SeedSequence(seed).generate_state(2))
+    draws = (weights, means, chol_precision)
+    allocations = sample_allocations(data, *draws, rows, num_partitions, sample_seed)
+    modal = membership_probabilities(data[rows], *draws).mean.argmax(axis=1)[None]
     if loss == "binder":
-        labels = binder_partition(
-            similarity, candidates, num_starts=num_starts, seed=int(search_seed)
-        )
+        candidates = np.concatenate([modal, allocations])
+        labels = binder_partition(similarity, candidates, num_starts=num_starts, seed=search_seed)
         value = expected_binder_loss(labels, similarity)
     else:
-        labels = vi_partition(
-            allocations, candidates[:1], num_starts=num_starts, seed=int(search_seed)
-        )
+        labels = vi_partition(allocations, modal, num_starts=num_starts, seed=search_seed)
         value = expected_vi(labels, allocations)
     return PointPartition(labels, rows, value, loss)
