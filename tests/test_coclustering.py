@@ -262,6 +262,36 @@ def test_sweeps_reach_a_partition_no_single_move_improves(seed):
     assert expected_vi(labels, allocations) < start - 0.1
 
 
+def test_move_prices_equal_the_change_in_expected_loss():
+    """The search prices a move from running per-cluster sums (private classes, tested here
+    because a mispriced move can still end at a partition that looks good): for every item and
+    every cluster, new or existing, the price difference is the change in the expected loss."""
+    from bgmm.coclustering import _BinderClusters, _nlogn, _VIClusters
+
+    rng = np.random.default_rng(13)
+    psm = _mixed_psm(15, seed=6)
+    w = 1.0 - 2.0 * psm
+    np.fill_diagonal(w, 0.0)
+    allocations = _noisy_allocations(15, 12, seed=7)
+    step = np.diff(_nlogn(np.arange(17)))
+    labels = rng.integers(0, 4, 15)
+    searches = [
+        (_BinderClusters(w), lambda c: expected_binder_loss(c, psm)),
+        (_VIClusters(allocations, step), lambda c: 15 * expected_vi(c, allocations)),
+    ]
+    for clusters, loss in searches:
+        for i, k in enumerate(labels):
+            clusters.add(i, int(k))
+        for i in range(15):
+            costs = clusters.join_costs(i)
+            assert len(costs) > labels.max() + 1  # a new cluster is among the choices
+            for k in range(len(costs)):
+                moved = labels.copy()
+                moved[i] = k
+                change = loss(moved) - loss(labels)
+                assert costs[k] - costs[labels[i]] == pytest.approx(change, abs=1e-9)
+
+
 @pytest.mark.parametrize("loss", ["binder", "vi"])
 def test_point_partition_recovers_well_separated_clusters(loss):
     rng = np.random.default_rng(9)
