@@ -26,8 +26,8 @@ __all__ = ["plot_similarity", "similarity_order"]
 
 
 def similarity_order(matrix: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """An order of the rows: cluster by cluster (by label), and within a cluster by average
-    similarity to its members, most typical first.
+    """An order of the rows: cluster by cluster, largest first (equal sizes by label), and
+    within a cluster by average similarity to its members, most typical first.
 
     Parameters
     ----------
@@ -40,8 +40,9 @@ def similarity_order(matrix: np.ndarray, labels: np.ndarray) -> np.ndarray:
         A permutation of 0..M-1.
     """
     same = labels[:, None] == labels[None, :]
-    typical = np.sum(np.where(same, matrix, 0.0), axis=1) / same.sum(axis=1)
-    return np.lexsort((-typical, labels))
+    size = same.sum(axis=1)
+    typical = np.sum(np.where(same, matrix, 0.0), axis=1) / size
+    return np.lexsort((-typical, labels, -size))
 
 
 def _title(rows: np.ndarray, num_rows_total: int | None) -> str:
@@ -62,14 +63,19 @@ def _figure(similarity: Similarity, labels: np.ndarray, num_rows_total: int | No
     image = ax.imshow(
         matrix[np.ix_(order, order)], vmin=0.0, vmax=1.0, cmap="viridis", interpolation="nearest"
     )
-    # Boundaries between consecutive clusters of the ordered rows.
-    sizes = np.bincount(np.unique(labels, return_inverse=True)[1].ravel())
-    for edge in np.cumsum(sizes)[:-1] - 0.5:
+    # Boundaries after each cluster of two rows or more: singletons come last (by size) and
+    # one line each would hide them.
+    sizes = np.sort(np.bincount(np.unique(labels, return_inverse=True)[1].ravel()))[::-1]
+    for edge in np.cumsum(sizes)[(sizes > 1) & (np.arange(len(sizes)) < len(sizes) - 1)] - 0.5:
         ax.axhline(edge, color="white", linewidth=0.8)
         ax.axvline(edge, color="white", linewidth=0.8)
     fig.colorbar(image, ax=ax, label="P(same cluster | data)")
     ax.set_title(_title(np.asarray(similarity.rows), num_rows_total))
-    ax.set_xlabel(f"rows, ordered by cluster ({len(sizes)} clusters)")
+    singletons = int(np.sum(sizes == 1))
+    described = f"{len(sizes)} clusters" + (
+        f", {singletons} of them single rows" if singletons else ""
+    )
+    ax.set_xlabel(f"rows, ordered by cluster ({described})")
     ax.set_ylabel("rows, ordered by cluster")
     return fig
 
