@@ -102,6 +102,15 @@ def test_fit_writes_assignments_in_input_order(cli_fit):
     assert "assignments.csv" in (out / ".bgmm-manifest.json").read_text()
 
 
+def test_fit_writes_the_point_partition(cli_fit):
+    out, _, labels = cli_fit
+    lines = (out / "partition.csv").read_text().splitlines()
+    assert lines[0] == "row,cluster"
+    table = np.array([[int(v) for v in line.split(",")] for line in lines[1:]])
+    np.testing.assert_array_equal(table[:, 0], np.arange(60))  # every row, in input order
+    assert np.all(table[:, 1] == labels) or np.all(table[:, 1] == 1 - labels)
+
+
 def test_predict_gives_new_rows_the_fits_assignments(cli_fit, tmp_path, capsys):
     """New rows with the columns in another order, by name, give the fit's own table; a
     headerless file is read by position; without --out the table goes to stdout."""

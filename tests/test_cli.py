@@ -25,7 +25,14 @@ TIMEOUT = 300
 ORDERED_OUTPUTS = ("posterior.nc", "locations.png", "trace.png")
 OUTPUT_FILES = set(ORDERED_OUTPUTS)
 # bgmm fit also writes each row's cluster.
-FIT_OUTPUTS = ("posterior.nc", "assignments.csv", "locations.png", "trace.png")
+FIT_OUTPUTS = (
+    "posterior.nc",
+    "assignments.csv",
+    "partition.csv",
+    "locations.png",
+    "trace.png",
+    "similarity.png",
+)
 REQUIRED_KEYS = (
     "sampler",
     "target",
@@ -205,7 +212,7 @@ def test_fit_csv_with_header_names_features_and_no_plots(tmp_path):
     assert "chol_precision[1, b, a]" in proc.stdout
     assert "x0" not in proc.stdout
     # --no-plots: only the posterior is written
-    assert output_files(tmp_path / "o") == {"posterior.nc", "assignments.csv"}
+    assert output_files(tmp_path / "o") == {"posterior.nc", "assignments.csv", "partition.csv"}
     assert f"wrote {Path('o') / 'posterior.nc'}" in proc.stdout
     assert ".png" not in proc.stdout
     no_scratch_left(tmp_path)
@@ -221,7 +228,11 @@ def test_fit_npy(tmp_path):
     assert record["num_draws"] == 100
     names = {p["name"] for p in record["parameters"]}
     assert {"means[0, x0]", "means[1, x1]"} <= names
-    assert output_files(tmp_path / "fit-out") == {"posterior.nc", "assignments.csv"}
+    assert output_files(tmp_path / "fit-out") == {
+        "posterior.nc",
+        "assignments.csv",
+        "partition.csv",
+    }
 
 
 def test_fit_json_reports_data_units(fitted, record_moments, separated_cluster_posterior):
@@ -540,7 +551,7 @@ def test_fit_from_standard_input(tmp_path):
     assert_ok(proc)
     record = json.loads(proc.stdout)
     assert {"means[0, a]", "means[1, b]"} <= {p["name"] for p in record["parameters"]}
-    assert output_files(tmp_path / "o") == {"posterior.nc", "assignments.csv"}
+    assert output_files(tmp_path / "o") == {"posterior.nc", "assignments.csv", "partition.csv"}
 
 
 def test_fit_errors_from_standard_input_name_it(tmp_path):

@@ -76,6 +76,28 @@ def test_predictions_follow_the_memberships(fitted):
     assert labels[0] != labels[-1]
 
 
+def test_similarity_and_point_partition(fitted):
+    """The two separated halves: similarity near 1 within, near 0 across; the partition
+    (VI and Binder) is the halves, on every row or on a subsample of them."""
+    model, data = fitted
+    half = len(data) // 2
+    similarity = model.similarity(data)
+    np.testing.assert_array_equal(similarity.rows, np.arange(len(data)))
+    assert similarity.matrix.shape == (len(data), len(data))
+    assert similarity.matrix[:half, :half].min() > 0.99
+    assert similarity.matrix[:half, half:].max() < 0.01
+    for loss in ("vi", "binder"):
+        partition = model.point_partition(data, loss=loss)
+        assert partition.loss == loss
+        assert sorted(np.bincount(partition.labels)) == [half, half]
+        assert len(set(partition.labels[:half])) == 1
+    subsample = model.point_partition(data, max_rows=50)
+    assert len(subsample.rows) == 50 and np.all(np.diff(subsample.rows) > 0)
+    with pytest.raises(UserError, match="binder, vi") as caught:
+        model.point_partition(data, loss="rand")
+    assert caught.value.option == "loss"
+
+
 def test_fit_predict_is_fit_then_predict():
     data = _two_clusters(60, seed=3)
     model = bgmm.BayesianGMM(2, **OPTIONS)

@@ -498,7 +498,8 @@ def test_cli_force_no_plots_and_a_full_disk(tmp_path, capsys, data_csv, monkeypa
     # --force: afterwards only this run's files.
     code, _, err = cli(capsys, "fit", data_csv, "-k", "2", *SHORT, "--out", out, "--force")
     assert code == 0, err
-    files = {"posterior.nc", "assignments.csv", "locations.png", "trace.png"}
+    files = {"posterior.nc", "assignments.csv", "partition.csv", "locations.png", "trace.png"}
+    files |= {"similarity.png"}
     assert entries(out) == files | {MANIFEST_NAME}
     assert set(read_manifest(out)) == files
     assert (out / "posterior.nc").is_file()
@@ -506,7 +507,7 @@ def test_cli_force_no_plots_and_a_full_disk(tmp_path, capsys, data_csv, monkeypa
     # --no-plots after a run with plots: no figure of the earlier run stays.
     code, stdout, err = cli(capsys, "fit", data_csv, "-k", "2", *SHORT, "--out", out, "--no-plots")
     assert code == 0, err
-    assert entries(out) == {"posterior.nc", "assignments.csv", MANIFEST_NAME}
+    assert entries(out) == {"posterior.nc", "assignments.csv", "partition.csv", MANIFEST_NAME}
     assert ".png" not in stdout
     # A full disk while writing: one error line naming the file, exit 1, nothing changed.
     before = (out / "posterior.nc").read_bytes()

@@ -24,11 +24,12 @@ from bgmm.checkpoint import (
     has_checkpoint,
     read_checkpoint,
 )
+from bgmm.coclustering import PointPartition, Similarity
 from bgmm.config import RunConfig, defaults, demo_config, parameters_doc, signature
 from bgmm.data import check_num_components
 from bgmm.diagnostics import ESS_LIMIT, RHAT_LIMIT
 from bgmm.errors import NotFittedError, UserError
-from bgmm.fit_result import FitResult, as_data
+from bgmm.fit_result import SIMILARITY_ROWS, FitResult, as_data
 from bgmm.fitting import run_fit
 from bgmm.model.transforms import Params
 from bgmm.tutorial import tutorial_data, tutorial_start
@@ -282,6 +283,22 @@ class BayesianGMM:
     def fit_predict(self, X, y: None = None, **fit_options: Any) -> np.ndarray:
         """``fit(X)``, then the labels (N,) of its rows."""
         return self.fit(X, **fit_options).predict(X)
+
+    def similarity(self, X, max_rows: int = SIMILARITY_ROWS) -> Similarity:
+        """The posterior probability that two rows of ``X`` (N, D) share a component: an
+        (M, M) matrix on M = min(N, max_rows) rows (:meth:`FitResult.similarity`)."""
+        result, data = self._fitted_result(X)
+        return result.similarity(data, max_rows=max_rows, seed=self.config.random_state)
+
+    def point_partition(
+        self, X, loss: str = "vi", max_rows: int = SIMILARITY_ROWS
+    ) -> PointPartition:
+        """The clustering of the rows of ``X`` (N, D) that minimises the posterior expected
+        loss, "vi" or "binder" (:meth:`FitResult.point_partition`)."""
+        result, data = self._fitted_result(X)
+        return result.point_partition(
+            data, loss=loss, max_rows=max_rows, seed=self.config.random_state
+        )
 
     def score_samples(self, X) -> np.ndarray:
         """log posterior predictive density of each row of ``X`` (N, D), shape (N,)."""

@@ -14,12 +14,22 @@ from typing import Any
 import numpy as np
 
 from bgmm.assignments import Memberships, membership_probabilities
+from bgmm.coclustering import (
+    LOSSES,
+    PointPartition,
+    Similarity,
+    point_partition,
+    similarity_matrix,
+)
 from bgmm.errors import UserError
 from bgmm.predictive import log_predictive_density, predictive_sample
 from bgmm.results import format_summary
 
 __all__ = ["FitResult", "as_data"]
 
+# Rows above which the similarity matrix and the point partition are computed on a random
+# subsample of this many (an M x M matrix: 32 MB at 2,000).
+SIMILARITY_ROWS = 2000
 # The posterior variables that define the mixture, in Params order.
 MIXTURE_VARIABLES = ("weights", "means", "chol_precision")
 
@@ -126,6 +136,39 @@ class FitResult:
             raise UserError(f"expected a positive integer, got {n_samples}", option="n_samples")
         rng = np.random.default_rng(random_state)
         return predictive_sample(int(n_samples), *self.mixture_draws(), rng)
+
+    def similarity(self, X, max_rows: int = SIMILARITY_ROWS, seed: int = 0) -> Similarity:
+        """The posterior similarity matrix of the rows of ``X`` (N, D): the probability
+        that two rows share a component (:func:`bgmm.coclustering.similarity_matrix`).
+
+        Returns
+        -------
+        Similarity
+            ``matrix`` (M, M) and ``rows`` (M,), the rows of ``X`` it is for: all of them,
+            or a random subsample of M = ``max_rows`` when N is larger.
+        """
+        return similarity_matrix(
+            self._checked(X), *self.mixture_draws(), max_rows=max_rows, seed=seed
+        )
+
+    def point_partition(
+        self, X, loss: str = "vi", max_rows: int = SIMILARITY_ROWS, seed: int = 0
+    ) -> PointPartition:
+        """The clustering of the rows of ``X`` (N, D) that minimises the posterior expected
+        loss: variation of information (``"vi"``, Wade and Ghahramani 2018) or Binder's
+        (``"binder"``, Dahl 2006); :func:`bgmm.coclustering.point_partition`.
+
+        Returns
+        -------
+        PointPartition
+            ``labels`` (M,) numbered by cluster size, ``rows`` (M,) as for
+            :meth:`similarity`, ``expected_loss`` and ``loss``.
+        """
+        if loss not in LOSSES:
+            raise UserError(f"expected one of {', '.join(LOSSES)}, got {loss!r}", option="loss")
+        return point_partition(
+            self._checked(X), *self.mixture_draws(), loss=loss, max_rows=max_rows, seed=seed
+        )
 
     def save(self, path: str | Path) -> Path:
         """Write the InferenceData as NetCDF (atomically)."""

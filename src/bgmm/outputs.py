@@ -85,7 +85,8 @@ def estimate_output_bytes(
     (Cholesky factors, precisions, covariances), K label indices and about 16 scalars of
     sample statistics, 8 bytes each; once the N x D data; and with the pointwise
     log-likelihood N more per draw. ``assignments.csv`` holds N rows of K + 2 numbers of at
-    most 12 characters each. Each PNG figure counts 1 MiB.
+    most 12 characters each, ``partition.csv`` N rows of two integers. Each PNG figure counts
+    1 MiB.
 
     Parameters
     ----------
@@ -98,7 +99,7 @@ def estimate_output_bytes(
     pointwise_log_likelihood : bool
         Whether the (C, S, N) pointwise log-likelihood is stored.
     assignments : bool
-        Whether ``assignments.csv`` is written.
+        Whether ``assignments.csv`` and ``partition.csv`` are written.
 
     Returns
     -------
@@ -111,7 +112,7 @@ def estimate_output_bytes(
     if pointwise_log_likelihood:
         size += 8 * draws * int(num_rows)
     if assignments:
-        size += 13 * (k + 2) * int(num_rows)
+        size += (13 * (k + 2) + 24) * int(num_rows)
     return size + int(num_plots) * PNG_BYTES
 
 

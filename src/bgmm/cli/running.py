@@ -73,7 +73,7 @@ def prepare_out(args, model, data_shape: tuple[int, int], protect):
         model.n_components,
         num_features,
         num_rows,
-        num_plots=0 if args.no_plots else 2,
+        num_plots=0 if args.no_plots else (3 if args.command == "fit" else 2),
         pointwise_log_likelihood=model.config.store_log_likelihood,
         assignments=args.command == "fit",
     )
@@ -155,10 +155,13 @@ def write_outputs(result, args, features: tuple[int, int], out, data=None) -> li
     from bgmm.results import inference_data_bytes
 
     writers = {"posterior.nc": lambda path: write_bytes(path, inference_data_bytes(result.idata))}
+    partition = None
     if data is not None:
         writers["assignments.csv"] = lambda path: write_bytes(
             path, assignments_csv(result.memberships(data).mean)
         )
+        partition = result.point_partition(data, seed=result.settings["seed"])
+        writers["partition.csv"] = lambda path: write_bytes(path, partition_csv(partition))
     if not args.no_plots:
         from bgmm import plots
 
@@ -166,6 +169,8 @@ def write_outputs(result, args, features: tuple[int, int], out, data=None) -> li
             result.idata, path, features
         )
         writers["trace.png"] = lambda path: plots.plot_trace(result.idata, path, features=features)
+        if partition is not None:
+            writers["similarity.png"] = lambda path: _plot_similarity(result, data, partition, path)
     try:
         names = out.publish(writers)
     except BaseException:
@@ -191,6 +196,23 @@ def assignments_csv(probabilities) -> bytes:
         for c, row in zip(cluster, probabilities, strict=True)
     )
     return ("\n".join([header, *rows]) + "\n").encode()
+
+
+def partition_csv(partition) -> bytes:
+    """``partition.csv``: ``row`` (0-based, into the input rows) and ``cluster`` of the point
+    partition (:meth:`bgmm.fit_result.FitResult.point_partition`), for every row or for the
+    subsample it was computed on, in input order."""
+    lines = ["row,cluster"]
+    lines += [f"{row},{label}" for row, label in zip(partition.rows, partition.labels, strict=True)]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def _plot_similarity(result, data, partition, path) -> None:
+    """``similarity.png``: the similarity matrix ordered by the point partition."""
+    from bgmm.similarity_plot import plot_similarity
+
+    similarity = result.similarity(data, seed=result.settings["seed"])
+    plot_similarity(similarity, partition.labels, path, num_rows_total=len(data))
 
 
 def process_seconds() -> float:
