@@ -175,7 +175,7 @@ def test_initial_values_are_used_in_data_units():
         ({"target_accept": 1.0}, "target_accept", r"\(0, 1\)"),
         ({"target_accept": 0.0}, "target_accept", r"\(0, 1\)"),
         ({"relabel": "sorted"}, "relabel", "auto, none, pivot, stephens"),
-        ({"store_log_likelihood": "yes"}, "store_log_likelihood", "True or False"),
+        ({"store_log_likelihood": "yes"}, "store_log_likelihood", "True, False or None"),
         ({"chain_method": "threads"}, "chain_method", "sequential"),
     ],
 )

@@ -173,9 +173,12 @@ class RunConfig:
         "centre and scale the data before sampling, report in data units (default: only "
         "with the default priors)",
     )
-    store_log_likelihood: bool = _option(
-        False,
-        "keep pointwise log-likelihoods (chain, draw, observation) for LOO/WAIC",
+    store_log_likelihood: bool | None = _option(
+        None,
+        "keep the pointwise log-likelihood (chain, draw, observation) for LOO/WAIC: all "
+        "draws (True), none (False), or by default all while they take at most 256 MiB, "
+        "else every t-th draw of each chain down to 1,000 draws in all, else none (with a "
+        "warning)",
         flag="--log-likelihood",
         parse=bool,
         demo=False,
@@ -379,7 +382,9 @@ def _checked_fields(config: RunConfig) -> dict[str, Any]:
     if config.target_accept is not None:
         values["target_accept"] = _probability("target_accept", config.target_accept)
     values["standardize"] = _flag("standardize", config.standardize, allow_none=True)
-    values["store_log_likelihood"] = _flag("store_log_likelihood", config.store_log_likelihood)
+    values["store_log_likelihood"] = _flag(
+        "store_log_likelihood", config.store_log_likelihood, allow_none=True
+    )
     values["priors"] = _priors(config.priors)
     return values
 

@@ -7,6 +7,7 @@ its default is in :class:`bgmm.config.RunConfig`.
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -39,6 +40,10 @@ from bgmm.starts import kmeans_plus_plus_starts, log_joint_scorer, starts_in_mod
 
 __all__ = ["run_fit"]
 
+# The pointwise log-likelihood kept by default: at most this many bytes, at least this many
+# draws (thinned within each chain to fit), else none.
+LOG_LIKELIHOOD_BYTES = 256 * 2**20
+MIN_LOO_DRAWS = 1000
 # Observations the best-of-M start search scores its candidates on.
 START_SCORE_OBSERVATIONS = 10_000
 
@@ -116,13 +121,25 @@ def run_fit(
         _draws_in_data_units(run.draws, scaler), data, relabel, config.random_state
     )
     record = _run_record(config, settings, run, priors_name, standardize, relabel)
+    thinning = log_likelihood_thinning(
+        config.num_chains, config.num_draws, len(data), config.store_log_likelihood
+    )
+    record["log_likelihood_thinning"] = thinning
+    if not thinning and config.store_log_likelihood is None:
+        size = 8 * config.num_chains * config.num_draws * len(data) / 2**30
+        record["log_likelihood_note"] = (
+            f"pointwise log-likelihood not stored (LOO needs it): all draws would take "
+            f"{size:.1f} GiB, and thinned to {LOG_LIKELIHOOD_BYTES // 2**20} MiB fewer than "
+            f"{MIN_LOO_DRAWS} draws would remain; store_log_likelihood=True "
+            "(--log-likelihood) keeps them all"
+        )
     pointwise = None
-    if config.store_log_likelihood:
-        params = Params(draws["weights"], draws["means"], draws["chol_precision"])
+    if thinning:
+        params = Params(*(draws[v][:, ::thinning] for v in ("weights", "means", "chol_precision")))
         pointwise = draws_pointwise_log_likelihood(params, data)
     center, scale = (scaler.center, scaler.scale) if scaler else (None, None)
     attrs = run_attributes(record, priors, center, scale)
-    idata = build_inference_data(draws, data, names, attrs, pointwise)
+    idata = build_inference_data(draws, data, names, attrs, pointwise, thinning or 1)
     timing = {
         "compile_seconds": run.compile_seconds,
         "sampling_seconds": run.sampling_seconds,
@@ -132,6 +149,26 @@ def run_fit(
     if plan is not None and not plan.keep:
         remove_checkpoint(plan.directory)  # the results supersede it
     return FitResult(idata, summarize(idata), record, timing)
+
+
+def log_likelihood_thinning(
+    num_chains: int, num_draws: int, num_rows: int, store: bool | None
+) -> int:
+    """Keep every t-th draw of each chain in the pointwise log-likelihood; 0: keep none.
+
+    ``store`` True keeps every draw, False none; None (the default) every draw while the
+    (C, S, N) array takes at most ``LOG_LIKELIHOOD_BYTES``, else the smallest t that fits,
+    as long as at least ``MIN_LOO_DRAWS`` draws remain (PSIS-LOO needs a few hundred), else
+    none.
+    """
+    if store is not None:
+        return 1 if store else 0
+    values = num_chains * num_draws * num_rows
+    thinning = max(1, math.ceil(8 * values / LOG_LIKELIHOOD_BYTES))
+    kept = num_chains * math.ceil(num_draws / thinning)
+    if thinning > 1 and kept < MIN_LOO_DRAWS:
+        return 0
+    return thinning
 
 
 def _starts(

@@ -29,6 +29,7 @@ import ctypes
 import datetime
 import errno
 import json
+import math
 import os
 import re
 import shutil
@@ -76,7 +77,7 @@ def estimate_output_bytes(
     num_rows: int,
     *,
     num_plots: int = 2,
-    pointwise_log_likelihood: bool = False,
+    pointwise_log_likelihood: int = 0,
     assignments: bool = False,
 ) -> int:
     """Bytes a run's files may take, an upper bound (the NetCDF file is compressed).
@@ -96,8 +97,9 @@ def estimate_output_bytes(
         K, D and N.
     num_plots : int
         Number of PNG figures.
-    pointwise_log_likelihood : bool
-        Whether the (C, S, N) pointwise log-likelihood is stored.
+    pointwise_log_likelihood : int
+        The pointwise log-likelihood is stored for every t-th draw of each chain
+        (:func:`bgmm.fitting.log_likelihood_thinning`); 0: not stored.
     assignments : bool
         Whether ``assignments.csv`` and ``partition.csv`` are written.
 
@@ -110,7 +112,8 @@ def estimate_output_bytes(
     per_draw = 8 * (2 * k + k * d + 3 * k * d * d + 16)
     size = draws * per_draw + 8 * int(num_rows) * d + _OVERHEAD_BYTES
     if pointwise_log_likelihood:
-        size += 8 * draws * int(num_rows)
+        kept = int(num_chains) * math.ceil(int(num_draws) / int(pointwise_log_likelihood))
+        size += 8 * kept * int(num_rows)
     if assignments:
         size += (13 * (k + 2) + 24) * int(num_rows)
     return size + int(num_plots) * PNG_BYTES

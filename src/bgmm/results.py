@@ -69,6 +69,7 @@ def build_inference_data(
     feature_names: list[str],
     attrs: dict[str, Any],
     pointwise_log_likelihood: np.ndarray | None = None,
+    log_likelihood_thinning: int = 1,
 ) -> InferenceData:
     """Lay the draws out as docs/design.md section 3.
 
@@ -84,7 +85,10 @@ def build_inference_data(
     data : array, shape (N, D), in data units
     feature_names : list of D str
     attrs : dict of str, number or list values, stored on every group
-    pointwise_log_likelihood : array, shape (C, S, N), optional
+    pointwise_log_likelihood : array, shape (C, S', N), optional
+        For every ``log_likelihood_thinning``-th draw of each chain: S' = ceil(S / t).
+    log_likelihood_thinning : int
+        t; the log-likelihood group's draw coordinates are those of the kept draws.
 
     Returns
     -------
@@ -109,6 +113,9 @@ def build_inference_data(
         coords=coords,
         dims={name: list(dims) for name, dims in _DIMS.items()},
     )
+    if log_likelihood is not None and log_likelihood_thinning > 1:
+        kept = idata.posterior["draw"].values[::log_likelihood_thinning]
+        idata.log_likelihood = idata.log_likelihood.assign_coords(draw=kept)
     for group in idata.groups():
         idata[group].attrs.update(attrs)
     return idata
@@ -374,6 +381,8 @@ def summarize(idata: InferenceData) -> dict[str, Any]:
         warnings.extend([empty] if empty else [])
     invariant, modes = _label_invariant_checks(stats, warnings)
     disagreeing = _component_disagreement(posterior, modes, warnings)
+    if "log_likelihood_note" in posterior.attrs:
+        warnings.append(str(posterior.attrs["log_likelihood_note"]))
     return {
         "num_chains": int(posterior.sizes["chain"]),
         "num_draws": int(posterior.sizes["draw"]),

@@ -60,8 +60,10 @@ def _add_config_options(parser: argparse.ArgumentParser, command: str) -> None:
                 text += f"; --target tutorial: {getattr(tutorial, name)}"
             text += ")"
         flags = [option.short, option.flag] if option.short else [option.flag]
-        if option.parse is bool:
-            parser.add_argument(*flags, dest=name, action="store_true", default=None, help=text)
+        if option.parse is bool:  # --flag / --no-flag; neither: the config's default
+            parser.add_argument(
+                *flags, dest=name, action=argparse.BooleanOptionalAction, default=None, help=text
+            )
         else:
             parser.add_argument(
                 *flags,

@@ -61,6 +61,7 @@ def use_cache(args) -> None:
 def prepare_out(args, model, data_shape: tuple[int, int], protect):
     """Check --out (room, writable, bgmm's own) and create it: before any compiling."""
     from bgmm.data import check_draws_memory
+    from bgmm.fitting import log_likelihood_thinning
     from bgmm.outputs import estimate_output_bytes
 
     num_chains = model.num_chains
@@ -74,7 +75,9 @@ def prepare_out(args, model, data_shape: tuple[int, int], protect):
         num_features,
         num_rows,
         num_plots=0 if args.no_plots else (3 if args.command == "fit" else 2),
-        pointwise_log_likelihood=model.config.store_log_likelihood,
+        pointwise_log_likelihood=log_likelihood_thinning(
+            num_chains, num_draws, num_rows, model.config.store_log_likelihood
+        ),
         assignments=args.command == "fit",
     )
     return checked_output(args.out, force=args.force, expected_bytes=expected, protect=protect)
