@@ -12,6 +12,7 @@ from bgmm.api import BayesianGMM, FitResult, demo, resume
 from bgmm.model import Params, Priors, default_priors, tutorial_priors
 from bgmm.plumbing.cache import enable_compilation_cache
 from bgmm.plumbing.devices import use_cpu_cores
+from bgmm.selection import Selection, select
 from bgmm.tutorial import tutorial_data
 
 __all__ = [
@@ -19,10 +20,12 @@ __all__ = [
     "FitResult",
     "Params",
     "Priors",
+    "Selection",
     "default_priors",
     "demo",
     "enable_compilation_cache",
     "resume",
+    "select",
     "tutorial_data",
     "tutorial_priors",
     "use_cpu_cores",

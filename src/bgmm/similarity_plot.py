@@ -1,16 +1,13 @@
 """A heatmap of the posterior similarity matrix, rows grouped by a point partition.
 
 Kept apart from :mod:`bgmm.coclustering` so that computing a similarity never imports
-matplotlib. Figures are built as in :mod:`bgmm.plots` (never registered with pyplot) and the
-PNG is written beside its destination, then renamed over it, so a reader never sees half a
-file.
+matplotlib. Figures are built and saved as in :mod:`bgmm.plots` (never registered with
+pyplot).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -110,19 +107,4 @@ def plot_similarity(
     m = np.shape(similarity.matrix)[0]
     if labels.shape != (m,):
         raise ValueError(f"partition must have shape ({m},); got {labels.shape}")
-    fig = _figure(similarity, labels, num_rows_total)
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    try:
-        _save(fig, temporary)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes 0600; give the usual file mode
-        os.replace(temporary, out)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
-    return out
+    return _save(_figure(similarity, labels, num_rows_total), path)

@@ -90,7 +90,7 @@ def _main(argv: list[str] | None) -> int:
             return 0
         if args.command is None:
             raise UserError(
-                "missing command: demo, fit, resume, summary or predict (see bgmm --help)"
+                "missing command: demo, fit, select, resume, summary or predict (see bgmm --help)"
             )
         from bgmm.cli.commands import COMMANDS
 

@@ -1,4 +1,5 @@
-"""The commands: ``demo``, ``fit``, ``resume`` and ``summary``, each from parsed arguments
+"""The commands: ``demo``, ``fit``, ``select``, ``resume``, ``summary`` and ``predict``, each
+from parsed arguments
 to an exit code."""
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from bgmm.cli.running import (
 )
 from bgmm.data.columns import resolve_features
 from bgmm.errors import UserError
+from bgmm.outputs import write_bytes
 
 __all__ = ["COMMANDS"]
 
@@ -96,6 +98,64 @@ def fit(args) -> int:
     )
     written = write_outputs(result, args, features, out, data=data)
     finish(result, result.to_dict() | {"startup_seconds": startup_seconds}, written, args)
+    return 0
+
+
+def select(args) -> int:
+    """``bgmm select DATA``: fit the grid of K (and structures), choose by PSIS-LOO, write
+    the choice and the chosen model's outputs."""
+    from bgmm.api import BayesianGMM
+    from bgmm.config import defaults
+    from bgmm.data import STDIN_NAME, load_table
+    from bgmm.results import to_json
+    from bgmm.selection import check_grid, parse_components
+    from bgmm.selection import select as select_models
+
+    ks = parse_components(args.components)
+    types = [t.strip() for t in args.covariance_types.split(",")]
+    config = config_from(args)  # the grid's options, checked before reading data
+    options = {
+        name: getattr(config, name)
+        for name in defaults()
+        if name not in ("n_components", "covariance_type")
+    }
+    check_grid(ks, types, options)
+    largest = BayesianGMM.from_config(config.replace(n_components=ks[-1]))
+    data, names = load_table(args.data)
+    source = STDIN_NAME if args.data == "-" else args.data
+    if data.size <= SMALL_DATA_VALUES:
+        import_output_libraries_in_background(plots=not args.no_plots)
+    names = names or [f"x{j}" for j in range(data.shape[1])]
+    features = resolve_features(args.features, names)
+    _check_data(data, names, source, largest)
+    use_cache(args)
+    out = prepare_out(args, largest, data.shape, protect=() if args.data == "-" else (args.data,))
+    startup_seconds = process_seconds()
+    try:
+        selection = select_models(
+            data,
+            ks,
+            types,
+            feature_names=names,
+            progress=progress_wanted(args),
+            source=source,
+            **options,
+        )
+    except BaseException:
+        out.discard(keep_checkpoint=False)
+        raise
+    result = selection.model.result_
+    extra = {
+        "selection.json": lambda path: write_bytes(path, to_json(selection.to_dict()).encode())
+    }
+    if not args.no_plots:
+        from bgmm.selection_plot import plot_selection
+
+        extra["selection.png"] = lambda path: plot_selection(selection, path)
+    written = write_outputs(result, args, features, out, data=data, extra=extra)
+    record = result.to_dict() | {"startup_seconds": startup_seconds}
+    record["selection"] = selection.to_dict()
+    finish(result, record, written, args, preamble=selection.report())
     return 0
 
 
@@ -321,4 +381,5 @@ COMMANDS = {
     "resume": resume,
     "summary": summary,
     "predict": predict,
+    "select": select,
 }

@@ -48,9 +48,10 @@ def _add_config_options(parser: argparse.ArgumentParser, command: str) -> None:
     from bgmm.config import RunConfig, demo_config, options
 
     shown = demo_config("correct") if command == "demo" else RunConfig()
+    grid = ("n_components", "covariance_type") if command == "select" else ()
     tutorial = demo_config("tutorial") if command == "demo" else None
     for name, option in options().items():
-        if option.flag is None or (command == "demo" and not option.demo):
+        if option.flag is None or (command == "demo" and not option.demo) or name in grid:
             continue
         default = getattr(shown, name)
         text = option.help
@@ -188,6 +189,33 @@ def build_parser() -> argparse.ArgumentParser:
     summary = sub.add_parser("summary", help="summarise a saved posterior.nc")
     summary.add_argument("path", help="a posterior.nc written by bgmm")
     summary.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+    select = sub.add_parser(
+        "select",
+        help="choose the number of components (and covariance structure) by PSIS-LOO",
+        description="Fit every K (and covariance structure) of the grid with the same "
+        "options, rank them by PSIS-LOO elpd, choose the simplest model within 2 standard "
+        "errors of the best, print the table and write selection.json, selection.png and "
+        "the chosen model's outputs into --out.",
+    )
+    select.add_argument("data", help="as for bgmm fit")
+    select.add_argument(
+        "-k",
+        "--k",
+        "--components",
+        dest="components",
+        default="1-8",
+        metavar="K",
+        help="the K to try: a range or list like 1-8 or 2,3,5 (default 1-8)",
+    )
+    select.add_argument(
+        "--covariance",
+        dest="covariance_types",
+        default="full",
+        metavar="TYPES",
+        help="covariance structures to try, comma-separated (default full)",
+    )
+    _add_run_options(select, "select", "bgmm-select")
 
     predict = sub.add_parser(
         "predict",

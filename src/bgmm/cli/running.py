@@ -74,11 +74,11 @@ def prepare_out(args, model, data_shape: tuple[int, int], protect):
         model.n_components,
         num_features,
         num_rows,
-        num_plots=0 if args.no_plots else (3 if args.command == "fit" else 2),
+        num_plots=0 if args.no_plots else {"fit": 3, "select": 4}.get(args.command, 2),
         pointwise_log_likelihood=log_likelihood_thinning(
             num_chains, num_draws, num_rows, model.config.store_log_likelihood
         ),
-        assignments=args.command == "fit",
+        assignments=args.command in ("fit", "select"),
     )
     return checked_output(args.out, force=args.force, expected_bytes=expected, protect=protect)
 
@@ -143,11 +143,14 @@ def checked_output(out: str, **options):
         raise UserError(str(exc)) from None
 
 
-def write_outputs(result, args, features: tuple[int, int], out, data=None) -> list[Path]:
+def write_outputs(
+    result, args, features: tuple[int, int], out, data=None, extra=None
+) -> list[Path]:
     """Write every output into a staging folder beside --out, then swap it in whole.
 
     With ``data`` (N, D), the rows the run was fitted to, ``assignments.csv`` too
-    (:func:`assignments_csv`).
+    (:func:`assignments_csv`), ``partition.csv`` and ``similarity.png``; ``extra`` maps
+    more file names to their writers (``bgmm select``'s), written last.
 
     The NetCDF file is made in memory and written with plain file I/O
     (:func:`bgmm.results.inference_data_bytes`): a full disk is then an ``OSError``, which
@@ -174,6 +177,7 @@ def write_outputs(result, args, features: tuple[int, int], out, data=None) -> li
         writers["trace.png"] = lambda path: plots.plot_trace(result.idata, path, features=features)
         if partition is not None:
             writers["similarity.png"] = lambda path: _plot_similarity(result, data, partition, path)
+    writers |= extra or {}
     try:
         names = out.publish(writers)
     except BaseException:
