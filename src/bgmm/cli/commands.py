@@ -1,6 +1,5 @@
-"""The commands: ``demo``, ``fit``, ``select``, ``resume``, ``summary`` and ``predict``, each
-from parsed arguments
-to an exit code."""
+"""The commands: ``demo``, ``fit``, ``select``, ``resume``, ``summary`` and ``predict``,
+each from parsed arguments to an exit code."""
 
 from __future__ import annotations
 
