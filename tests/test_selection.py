@@ -99,7 +99,7 @@ def test_the_select_command_writes_the_choice_and_the_chosen_model(tmp_path, cap
     path = tmp_path / "data.csv"
     np.savetxt(path, _two_clusters(), delimiter=",", header="a,b", comments="")
     out = tmp_path / "out"
-    argv = ["select", str(path), "-k", "1-3", *RUN_FLAGS, "--quiet", "--out", str(out)]
+    argv = ["select", str(path), "-k", "1-3", "--sparse", *RUN_FLAGS, "--quiet", "--out", str(out)]
     assert bgmm.cli.main(argv) == 0
     printed = capsys.readouterr().out
     assert "<- chosen" in printed and "elpd_loo" in printed
@@ -117,11 +117,28 @@ def test_the_select_command_writes_the_choice_and_the_chosen_model(tmp_path, cap
     record = json.loads((out / "selection.json").read_text())
     assert record["best"] == {"k": 2, "covariance": "full"}
     assert len(record["models"]) == 3
+    sparse = record["sparse"]
+    assert (sparse["k"], sparse["concentration"], sparse["most_probable"]) == (3, 0.01, 2)
+    assert sum(sparse["occupied"].values()) == pytest.approx(1.0)
+    assert "sparse overfitted mixture (K = 3" in printed
     assert [m["elpd_loo"] for m in record["models"]] == pytest.approx(
         [row["elpd_loo"] for row in selection.table], rel=1e-9
     )
     posterior = bgmm.FitResult.load(out / "posterior.nc").idata.posterior
     assert posterior.sizes["component"] == 2
+
+
+def test_a_sparse_mixture_empties_the_components_the_data_do_not_need():
+    """Gibbs, which samples the allocations: two separated clusters occupy two of five
+    components in (nearly) every draw."""
+    sparse = bgmm.sparse_mixture(_two_clusters(), 5, sampler="gibbs", **RUN)
+    assert sparse.most_probable == 2
+    assert sparse.occupied[2] > 0.9 and sum(sparse.occupied.values()) == pytest.approx(1.0)
+    np.testing.assert_array_equal(sparse.model.result_.settings["priors"], "custom")
+    with pytest.raises(TypeError, match="priors"):
+        bgmm.sparse_mixture(_two_clusters(), 5, priors="default")
+    with pytest.raises(UserError, match="positive number"):
+        bgmm.sparse_mixture(_two_clusters(), 5, concentration=0.0)
 
 
 @pytest.mark.parametrize(

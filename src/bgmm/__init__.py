@@ -12,7 +12,7 @@ from bgmm.api import BayesianGMM, FitResult, demo, resume
 from bgmm.model import Params, Priors, default_priors, tutorial_priors
 from bgmm.plumbing.cache import enable_compilation_cache
 from bgmm.plumbing.devices import use_cpu_cores
-from bgmm.selection import Selection, select
+from bgmm.selection import Selection, select, sparse_mixture
 from bgmm.tutorial import tutorial_data
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "enable_compilation_cache",
     "resume",
     "select",
+    "sparse_mixture",
     "tutorial_data",
     "tutorial_priors",
     "use_cpu_cores",

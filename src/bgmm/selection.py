@@ -22,7 +22,17 @@ import numpy as np
 
 from bgmm.errors import UserError
 
-__all__ = ["SE_RULE", "Selection", "check_grid", "num_parameters", "parse_components", "select"]
+__all__ = [
+    "SE_RULE",
+    "SPARSE_CONCENTRATION",
+    "Selection",
+    "SparseMixture",
+    "check_grid",
+    "num_parameters",
+    "parse_components",
+    "select",
+    "sparse_mixture",
+]
 
 # A model within this many standard errors (of its elpd difference from the best) of the
 # best is as good as the data can tell.
@@ -30,6 +40,10 @@ SE_RULE = 2.0
 # Pareto k above this: the observation's importance weights are unreliable (ArviZ's limit
 # for S >= 2,000 draws; Vehtari et al. 2024).
 PARETO_K_LIMIT = 0.7
+# The Dirichlet concentration of an overfitted sparse mixture: small enough that
+# superfluous components empty (Malsiner-Walli, Fruehwirth-Schnatter and Gruen 2016 use
+# 0.01 for K up to about 10).
+SPARSE_CONCENTRATION = 0.01
 
 
 def num_parameters(n_components: int, num_features: int, covariance_type: str) -> int:
@@ -64,6 +78,8 @@ class Selection:
         Every fitted model by ``(k, covariance)``.
     rule : str
         How the model was chosen, in words.
+    sparse : SparseMixture or None
+        The overfitted sparse mixture, when it was fitted too.
     """
 
     table: list[dict[str, Any]]
@@ -71,10 +87,14 @@ class Selection:
     model: Any
     models: dict[tuple[int, str], Any] = field(repr=False)
     rule: str = ""
+    sparse: SparseMixture | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """``selection.json``: ``best``, ``rule`` and ``models`` (the table)."""
-        return {"best": self.best, "rule": self.rule, "models": self.table}
+        """``selection.json``: ``best``, ``rule``, ``models`` (the table) and ``sparse``."""
+        record = {"best": self.best, "rule": self.rule, "models": self.table}
+        if self.sparse is not None:
+            record["sparse"] = self.sparse.to_dict()
+        return record
 
     def report(self) -> str:
         """The table as printed by ``bgmm select``."""
@@ -92,10 +112,107 @@ class Selection:
                 f"{row['rhat_max']:>6.3f}{mark}"
             )
         lines.append(f"rule: {self.rule}")
+        if self.sparse is not None:
+            lines.append(self.sparse.report())
         for row in self.table:
             for warning in row["warnings"]:
                 lines.append(f"warning: K = {row['k']}, {row['covariance']}: {warning}")
         return "\n".join(lines)
+
+
+@dataclass
+class SparseMixture:
+    """An overfitted mixture with a sparse Dirichlet prior on the weights.
+
+    Attributes
+    ----------
+    model : BayesianGMM
+        The fitted overfitted model (K components, concentration ``concentration``).
+    occupied : dict of int to float
+        Posterior probability of each number of occupied components (components that hold
+        at least one observation: sampled allocations for Gibbs, expected counts >= 1 for
+        HMC and NUTS).
+    concentration : float
+    """
+
+    model: Any
+    occupied: dict[int, float]
+    concentration: float
+
+    @property
+    def most_probable(self) -> int:
+        """The number of occupied components with the highest posterior probability."""
+        return max(self.occupied, key=self.occupied.get)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "k": int(self.model.n_components),
+            "concentration": self.concentration,
+            "occupied": {str(k): p for k, p in self.occupied.items()},
+            "most_probable": self.most_probable,
+        }
+
+    def report(self) -> str:
+        shares = ", ".join(f"{k}: {p:.3g}" for k, p in self.occupied.items())
+        return (
+            f"sparse overfitted mixture (K = {self.model.n_components}, concentration "
+            f"{self.concentration:g}): posterior of the number of occupied components "
+            f"{{{shares}}}, most probable {self.most_probable}"
+        )
+
+
+def sparse_mixture(
+    X,
+    n_components: int = 10,
+    concentration: float = SPARSE_CONCENTRATION,
+    *,
+    feature_names: list[str] | None = None,
+    progress: bool = False,
+    source: str = "data",
+    **options: Any,
+) -> SparseMixture:
+    """Fit an overfitted mixture whose sparse Dirichlet prior empties the components the
+    data do not need, and report the posterior of how many are occupied.
+
+    The priors are the default ones on standardised data with every concentration set to
+    ``concentration`` (Malsiner-Walli et al. 2016). Empty components' weights mix slowly
+    under HMC and NUTS; their number of occupied components is label-invariant and mixes
+    well, and Gibbs samples the allocations exactly.
+
+    Parameters
+    ----------
+    X : array-like or DataFrame, shape (N, D)
+    n_components : int
+        K, more than the data are expected to need.
+    concentration : float
+        The Dirichlet concentration of every weight.
+    feature_names, progress, source, **options
+        As for :func:`select` (``options`` may not set ``priors`` or ``standardize``).
+
+    Returns
+    -------
+    SparseMixture
+    """
+    from bgmm.api import BayesianGMM
+    from bgmm.fit_result import as_data
+    from bgmm.model.priors import default_priors
+
+    for name in ("priors", "standardize", "n_components"):
+        if name in options:
+            raise TypeError(f"sparse_mixture sets {name!r} itself")
+    if not (isinstance(concentration, int | float) and 0 < concentration < float("inf")):
+        raise UserError(
+            f"expected a positive number, got {concentration!r}", option="concentration"
+        )
+    num_features = as_data(X).shape[1]
+    priors = default_priors(int(n_components), num_features)._replace(
+        concentration=np.full(int(n_components), float(concentration))
+    )
+    model = BayesianGMM(int(n_components), priors=priors, standardize=True, **options)
+    model.fit(X, feature_names=feature_names, progress=progress, source=source)
+    counts = model.idata_.sample_stats["num_occupied"].values.ravel()
+    occupied = {int(k): float(np.mean(counts == k)) for k in np.unique(counts)}
+    return SparseMixture(model, occupied, float(concentration))
 
 
 def parse_components(text: str) -> list[int]:
@@ -124,6 +241,7 @@ def select(
     feature_names: list[str] | None = None,
     progress: bool = False,
     source: str = "data",
+    sparse: bool = False,
     **options: Any,
 ) -> Selection:
     """Fit every (K, covariance) of the grid and choose one by PSIS-LOO.
@@ -137,6 +255,9 @@ def select(
         The structures to try (:data:`bgmm.config.COVARIANCE_TYPES`).
     feature_names, progress, source
         As for :meth:`bgmm.BayesianGMM.fit`.
+    sparse : bool
+        Also fit an overfitted sparse mixture with the largest K (:func:`sparse_mixture`)
+        and report its posterior of the number of occupied components.
     **options
         Options of every fit (:class:`bgmm.config.RunConfig` fields), except
         ``n_components`` and ``covariance_type``.
@@ -164,7 +285,19 @@ def select(
         f"the fewest parameters among the models within {SE_RULE:g} standard errors of the "
         "best elpd_loo (se of the difference)"
     )
-    return Selection(table, best, models[chosen["k"], chosen["covariance"]], models, rule)
+    overfitted = None
+    if sparse:
+        fit_options = {k: v for k, v in options.items() if k not in ("priors", "standardize")}
+        overfitted = sparse_mixture(
+            X,
+            max(k for k, _ in grid),
+            feature_names=feature_names,
+            progress=progress,
+            source=source,
+            **fit_options,
+        )
+    chosen_model = models[chosen["k"], chosen["covariance"]]
+    return Selection(table, best, chosen_model, models, rule, overfitted)
 
 
 def check_grid(

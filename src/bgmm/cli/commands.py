@@ -138,6 +138,7 @@ def select(args) -> int:
             feature_names=names,
             progress=progress_wanted(args),
             source=source,
+            sparse=args.sparse,
             **options,
         )
     except BaseException:

@@ -215,6 +215,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="TYPES",
         help="covariance structures to try, comma-separated (default full)",
     )
+    select.add_argument(
+        "--sparse",
+        action="store_true",
+        help="also fit an overfitted mixture with the largest K and a sparse Dirichlet prior "
+        "(concentration 0.01) and report its posterior of the number of occupied components",
+    )
     _add_run_options(select, "select", "bgmm-select")
 
     predict = sub.add_parser(
