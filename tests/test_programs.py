@@ -45,7 +45,19 @@ def store():
 SETTINGS = RunConfig(num_warmup=30, num_draws=20, num_leapfrog_steps=4, chain_method="sequential")
 
 
-def _run(settings=SETTINGS, priors=None, num_observations=200, seed=3, sampler="hmc", num_chains=2):
+def _run(
+    settings=SETTINGS,
+    priors=None,
+    num_observations=200,
+    seed=3,
+    sampler="hmc",
+    num_chains=2,
+    *,
+    new_process=True,
+):
+    """One run; ``new_process``: its programs from the store or compiled, not from memory."""
+    if new_process:
+        programs.forget_programs_in_memory()
     initial = Params(*(np.repeat(a[None], num_chains, axis=0) for a in tutorial_start()))
     return sample_posterior(
         jax.random.key(seed),
@@ -69,6 +81,18 @@ def test_a_stored_program_gives_the_draws_of_a_fresh_compile(store, sampler):
     for name in fresh:
         np.testing.assert_array_equal(second[name], fresh[name], err_msg=name)
         np.testing.assert_array_equal(first[name], fresh[name], err_msg=name)
+
+
+def test_a_second_run_in_the_process_reuses_its_programs(store, monkeypatch):
+    """Kept in memory: neither compiled nor loaded again, and the same draws."""
+    compiled = []
+    compile_one = programs._compile
+    monkeypatch.setattr(programs, "_compile", lambda *a: compiled.append(1) or compile_one(*a))
+    first = _run()
+    again = _run(new_process=False)
+    assert len(compiled) == 3 and len(store.records) == 3 and store.loaded == 0
+    for name in first.draws:
+        np.testing.assert_array_equal(again.draws[name], first.draws[name], err_msg=name)
 
 
 @pytest.mark.parametrize("chain_method", ["vectorized", "parallel"])

@@ -45,6 +45,7 @@ __all__ = [
     "compile_program",
     "decode_record",
     "encode_record",
+    "forget_programs_in_memory",
     "program_key",
     "use_program_store",
 ]
@@ -88,13 +89,19 @@ _in_memory: OrderedDict[str, Any] = OrderedDict()
 PROGRAMS_IN_MEMORY = 64
 
 
+def forget_programs_in_memory() -> None:
+    """Drop the compiled programs kept in this process: the next run loads or compiles
+    its programs as a new process would."""
+    _in_memory.clear()
+
+
 def use_program_store(store: ProgramStore | None) -> ProgramStore | None:
     """Keep compiled programs in ``store`` from now on (None: keep none); returns the
     store used until now. The programs kept in memory are dropped: they came from the
     previous store."""
     global _store
     previous, _store = _store, store
-    _in_memory.clear()
+    forget_programs_in_memory()
     return previous
 
 
