@@ -31,6 +31,7 @@ FIT_OUTPUTS = (
     "partition.csv",
     "locations.png",
     "trace.png",
+    "assignments.png",
     "similarity.png",
 )
 REQUIRED_KEYS = (

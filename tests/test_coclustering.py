@@ -8,7 +8,6 @@ import matplotlib
 import numpy as np
 import pytest
 
-from bgmm import similarity_plot
 from bgmm.coclustering import (
     binder_partition,
     expected_binder_loss,
@@ -19,6 +18,7 @@ from bgmm.coclustering import (
     vi_partition,
 )
 from bgmm.data.subsample import subsample_rows
+from bgmm.plots import similarity as similarity_plot
 
 matplotlib.use("Agg")
 

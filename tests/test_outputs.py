@@ -499,7 +499,7 @@ def test_cli_force_no_plots_and_a_full_disk(tmp_path, capsys, data_csv, monkeypa
     code, _, err = cli(capsys, "fit", data_csv, "-k", "2", *SHORT, "--out", out, "--force")
     assert code == 0, err
     files = {"posterior.nc", "assignments.csv", "partition.csv", "locations.png", "trace.png"}
-    files |= {"similarity.png"}
+    files |= {"assignments.png", "similarity.png"}
     assert entries(out) == files | {MANIFEST_NAME}
     assert set(read_manifest(out)) == files
     assert (out / "posterior.nc").is_file()
@@ -511,7 +511,7 @@ def test_cli_force_no_plots_and_a_full_disk(tmp_path, capsys, data_csv, monkeypa
     assert ".png" not in stdout
     # A full disk while writing: one error line naming the file, exit 1, nothing changed.
     before = (out / "posterior.nc").read_bytes()
-    with tmpfs(tmp_path / "disk", "256k") as disk:
+    with tmpfs(tmp_path / "disk", "1m") as disk:
         (disk / "out").mkdir()
         prepare_output(disk / "out").publish({"posterior.nc": writer(before)})
         fill(disk, leave=8 * 1024)

@@ -189,7 +189,7 @@ def test_binned_kde_matches_scipy_exact_kde():
     move with the points (a kernel centred wrongly would leave the peak elsewhere)."""
     from scipy.stats import gaussian_kde
 
-    from bgmm.plots import _binned_kde
+    from bgmm.plots.locations import _binned_kde
 
     points = np.random.default_rng(1).multivariate_normal([0.0, 1.0], [[1, 0.8], [0.8, 1]], 1000)
     kde = gaussian_kde(points.T)
@@ -348,3 +348,25 @@ def test_trace_figure_log_density_row_is_the_sample_stats_lp(idata3):
     assert len(without.axes) == 2 and without.get_suptitle() == "my run"
     bare = az.InferenceData(posterior=idata3.posterior)
     assert len(trace_figure(bare, var_names=("weights",)).axes) == 2
+
+
+def test_the_assignments_figure_shows_uncertain_points_larger(tmp_path):
+    from bgmm.plots import assignments_figure, plot_assignments
+
+    data = np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0], [3.0, 3.0]])
+    probabilities = np.array([[1.0, 0.0], [0.9, 0.1], [0.5, 0.5], [0.0, 1.0]])
+    fig = assignments_figure(data, probabilities, ["a", "b"])
+    ax = fig.axes[0]
+    points = ax.collections[0]
+    sizes = dict(zip(map(tuple, points.get_offsets()), points.get_sizes(), strict=True))
+    assert sizes[(0.0, 0.0)] == sizes[(3.0, 3.0)] < sizes[(1.0, 1.0)] < sizes[(2.0, 2.0)]
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("a", "b")
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["0: 3", "1: 1", "1 with uncertainty > 0.1"]  # the tie goes to 0
+    assert "4 observations" in ax.get_title()
+    many = np.random.default_rng(0).normal(size=(300, 3))
+    fig = assignments_figure(many, np.full((300, 3), 1 / 3), ["x", "y", "z"], ("z", 0), 100)
+    assert "100 of 300 observations" in fig.axes[0].get_title()
+    assert fig.axes[0].get_xlabel() == "z" and len(fig.axes[0].collections[0].get_offsets()) == 100
+    out = plot_assignments(many[:, :1], np.full((300, 1), 1.0), tmp_path / "a.png", ["x"])
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

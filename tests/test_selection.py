@@ -111,6 +111,7 @@ def test_the_select_command_writes_the_choice_and_the_chosen_model(tmp_path, cap
         "selection.json",
         "locations.png",
         "trace.png",
+        "assignments.png",
         "similarity.png",
         "selection.png",
     }

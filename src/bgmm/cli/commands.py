@@ -149,7 +149,7 @@ def select(args) -> int:
         "selection.json": lambda path: write_bytes(path, to_json(selection.to_dict()).encode())
     }
     if not args.no_plots:
-        from bgmm.selection_plot import plot_selection
+        from bgmm.plots import plot_selection
 
         extra["selection.png"] = lambda path: plot_selection(selection, path)
     written = write_outputs(result, args, features, out, data=data, extra=extra)

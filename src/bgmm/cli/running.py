@@ -74,7 +74,7 @@ def prepare_out(args, model, data_shape: tuple[int, int], protect):
         model.n_components,
         num_features,
         num_rows,
-        num_plots=0 if args.no_plots else {"fit": 3, "select": 4}.get(args.command, 2),
+        num_plots=0 if args.no_plots else {"fit": 4, "select": 5}.get(args.command, 2),
         pointwise_log_likelihood=log_likelihood_thinning(
             num_chains, num_draws, num_rows, model.config.store_log_likelihood
         ),
@@ -149,7 +149,8 @@ def write_outputs(
     """Write every output into a staging folder beside --out, then swap it in whole.
 
     With ``data`` (N, D), the rows the run was fitted to, ``assignments.csv`` too
-    (:func:`assignments_csv`), ``partition.csv`` and ``similarity.png``; ``extra`` maps
+    (:func:`assignments_csv`), ``partition.csv``, ``assignments.png`` and
+    ``similarity.png``; ``extra`` maps
     more file names to their writers (``bgmm select``'s), written last.
 
     The NetCDF file is made in memory and written with plain file I/O
@@ -161,11 +162,10 @@ def write_outputs(
     from bgmm.results import inference_data_bytes
 
     writers = {"posterior.nc": lambda path: write_bytes(path, inference_data_bytes(result.idata))}
-    partition = None
+    partition = probabilities = None
     if data is not None:
-        writers["assignments.csv"] = lambda path: write_bytes(
-            path, assignments_csv(result.memberships(data).mean)
-        )
+        probabilities = result.predict_proba(data)
+        writers["assignments.csv"] = lambda path: write_bytes(path, assignments_csv(probabilities))
         partition = result.point_partition(data, seed=result.settings["seed"])
         writers["partition.csv"] = lambda path: write_bytes(path, partition_csv(partition))
     if not args.no_plots:
@@ -175,7 +175,10 @@ def write_outputs(
             result.idata, path, features
         )
         writers["trace.png"] = lambda path: plots.plot_trace(result.idata, path, features=features)
-        if partition is not None:
+        if data is not None:
+            writers["assignments.png"] = lambda path: plots.plot_assignments(
+                data, probabilities, path, result.feature_names, features
+            )
             writers["similarity.png"] = lambda path: _plot_similarity(result, data, partition, path)
     writers |= extra or {}
     try:
@@ -216,7 +219,7 @@ def partition_csv(partition) -> bytes:
 
 def _plot_similarity(result, data, partition, path) -> None:
     """``similarity.png``: the similarity matrix ordered by the point partition."""
-    from bgmm.similarity_plot import plot_similarity
+    from bgmm.plots import plot_similarity
 
     similarity = result.similarity(data, seed=result.settings["seed"])
     plot_similarity(similarity, partition.labels, path, num_rows_total=len(data))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bgmm.plots import _component_colors, _new_figure, _save
+from bgmm.plots.common import _component_colors, _new_figure, _save
 from bgmm.selection import Selection
 
 __all__ = ["plot_selection"]

@@ -1,7 +1,7 @@
 """A heatmap of the posterior similarity matrix, rows grouped by a point partition.
 
 Kept apart from :mod:`bgmm.coclustering` so that computing a similarity never imports
-matplotlib. Figures are built and saved as in :mod:`bgmm.plots` (never registered with
+matplotlib. Figures are built and saved as in :mod:`bgmm.plots.common` (never registered with
 pyplot).
 """
 
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from bgmm.coclustering import Similarity
-from bgmm.plots import _new_figure, _save
+from bgmm.plots.common import _new_figure, _save
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
