@@ -266,7 +266,7 @@ def test_move_prices_equal_the_change_in_expected_loss():
     """The search prices a move from running per-cluster sums (private classes, tested here
     because a mispriced move can still end at a partition that looks good): for every item and
     every cluster, new or existing, the price difference is the change in the expected loss."""
-    from bgmm.coclustering import _BinderClusters, _nlogn, _VIClusters
+    from bgmm.partitions import _BinderClusters, _nlogn, _VIClusters
 
     rng = np.random.default_rng(13)
     psm = _mixed_psm(15, seed=6)

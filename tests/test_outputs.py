@@ -31,6 +31,7 @@ from bgmm.outputs import (
     read_manifest,
     write_bytes,
 )
+from bgmm.plumbing import files
 
 DEAD_PID = 99_999_999  # above any kernel's pid_max: never a live process
 SHORT = ["--chains", "2", "--warmup", "100", "--draws", "100", "--quiet"]
@@ -135,7 +136,7 @@ def test_second_run_with_fewer_files_leaves_no_stale_ones(tmp_path):
 @pytest.mark.parametrize("exchange", [True, False], ids=["renameat2-exchange", "two-renames"])
 def test_swap_with_and_without_atomic_exchange(tmp_path, monkeypatch, exchange):
     if not exchange:
-        monkeypatch.setattr(outputs, "_exchange", lambda a, b: False)
+        monkeypatch.setattr(files, "exchange_paths", lambda a, b: False)
     prepare_output(tmp_path / "out").publish({"a": writer(b"old")})
     prepare_output(tmp_path / "out").publish({"b": writer(b"new")})
     assert entries(tmp_path / "out") == {"b", MANIFEST_NAME}

@@ -7,7 +7,8 @@ import re
 import numpy as np
 import pytest
 
-from bgmm.results import build_inference_data, format_summary, summarize
+from bgmm.report import format_summary
+from bgmm.results import build_inference_data, summarize
 
 FLOAT = r"[-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?"
 CHAINS, DRAWS, K = 2, 100, 2

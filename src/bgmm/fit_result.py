@@ -23,7 +23,7 @@ from bgmm.coclustering import (
 )
 from bgmm.errors import UserError
 from bgmm.predictive import log_predictive_density, predictive_sample
-from bgmm.results import format_summary
+from bgmm.report import format_summary
 
 __all__ = ["FitResult", "as_data"]
 

@@ -121,6 +121,27 @@ def run_fit(
         _draws_in_data_units(run.draws, scaler), data, relabel, config.random_state
     )
     record = _run_record(config, settings, run, priors_name, standardize, relabel)
+    pointwise, thinning = _pointwise_log_likelihood(config, draws, data, record)
+    center, scale = (scaler.center, scaler.scale) if scaler else (None, None)
+    attrs = run_attributes(record, priors, center, scale)
+    idata = build_inference_data(draws, data, names, attrs, pointwise, thinning or 1)
+    timing = {
+        "compile_seconds": run.compile_seconds,
+        "sampling_seconds": run.sampling_seconds,
+        "total_seconds": time.perf_counter() - start_time,
+    }
+    idata.posterior.attrs.update(timing)
+    if plan is not None and not plan.keep:
+        remove_checkpoint(plan.directory)  # the results supersede it
+    return FitResult(idata, summarize(idata), record, timing)
+
+
+def _pointwise_log_likelihood(
+    config: RunConfig, draws: dict[str, np.ndarray], data: np.ndarray, record: dict[str, Any]
+) -> tuple[np.ndarray | None, int]:
+    """The pointwise log-likelihood (C, S', N) of the draws kept by
+    :func:`log_likelihood_thinning` (None: none kept) and the thinning; ``record`` gets the
+    thinning and, when the default left it out, the warning that says so."""
     thinning = log_likelihood_thinning(
         config.num_chains, config.num_draws, len(data), config.store_log_likelihood
     )
@@ -137,18 +158,7 @@ def run_fit(
     if thinning:
         params = Params(*(draws[v][:, ::thinning] for v in ("weights", "means", "chol_precision")))
         pointwise = draws_pointwise_log_likelihood(params, data)
-    center, scale = (scaler.center, scaler.scale) if scaler else (None, None)
-    attrs = run_attributes(record, priors, center, scale)
-    idata = build_inference_data(draws, data, names, attrs, pointwise, thinning or 1)
-    timing = {
-        "compile_seconds": run.compile_seconds,
-        "sampling_seconds": run.sampling_seconds,
-        "total_seconds": time.perf_counter() - start_time,
-    }
-    idata.posterior.attrs.update(timing)
-    if plan is not None and not plan.keep:
-        remove_checkpoint(plan.directory)  # the results supersede it
-    return FitResult(idata, summarize(idata), record, timing)
+    return pointwise, thinning
 
 
 def log_likelihood_thinning(

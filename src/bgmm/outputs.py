@@ -25,9 +25,7 @@ Everything here is file-system work at the edge: no JAX.
 
 from __future__ import annotations
 
-import ctypes
 import datetime
-import errno
 import json
 import math
 import os
@@ -37,6 +35,8 @@ import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from bgmm.plumbing import files
 
 __all__ = [
     "CHECKPOINT_NAME",
@@ -234,7 +234,7 @@ class OutputDir:
             path = staging / name
             try:
                 write(path)
-                _fsync(path)
+                files.fsync_path(path)
                 sizes[name] = path.stat().st_size
             except OSError as exc:
                 raise OutputError(
@@ -250,8 +250,8 @@ class OutputDir:
                 "files": sizes,
             }
             write_bytes(staging / MANIFEST_NAME, (json.dumps(record, indent=1) + "\n").encode())
-            _fsync(staging / MANIFEST_NAME)
-            _fsync(staging, directory=True)
+            files.fsync_path(staging / MANIFEST_NAME)
+            files.fsync_path(staging, directory=True)
         except OSError as exc:
             raise OutputError(
                 f"{self._shown_file(MANIFEST_NAME)}: cannot write it ({_reason(exc)}); "
@@ -264,7 +264,7 @@ class OutputDir:
         try:
             if not target.exists():  # removed during the run: nothing to swap with
                 os.rename(staging, target)
-            elif _exchange(staging, target):
+            elif files.exchange_paths(staging, target):
                 _remove(staging)  # now holds DIR's old contents
             else:
                 os.rename(target, old)
@@ -274,7 +274,7 @@ class OutputDir:
                     os.rename(old, target)  # put the old contents back
                     raise
                 _remove(old)
-            _fsync(target.parent, directory=True)
+            files.fsync_path(target.parent, directory=True)
         except OSError as exc:
             raise OutputError(
                 f"{self.option} {self.shown}: cannot put the new files in place "
@@ -534,50 +534,6 @@ def _remove(path: Path) -> None:
             path.unlink(missing_ok=True)
     except OSError:
         pass
-
-
-def _fsync(path: Path, directory: bool = False) -> None:
-    flags = os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if directory else 0)
-    fd = os.open(path, flags)
-    try:
-        os.fsync(fd)
-    except OSError as exc:
-        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
-            raise  # some file systems cannot sync directories: nothing lost there
-    finally:
-        os.close(fd)
-
-
-_RENAME_EXCHANGE = 2
-_AT_FDCWD = -100
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    """Swap two directories atomically (Linux ``renameat2(RENAME_EXCHANGE)``).
-
-    Returns False where that is not available (other systems, old C libraries, file systems
-    without it): the caller then renames in two steps.
-    """
-    renameat2 = _renameat2()
-    if renameat2 is None:
-        return False
-    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
-        return True
-    code = ctypes.get_errno()
-    if code in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP):
-        return False
-    raise OSError(code, os.strerror(code), os.fspath(b))
-
-
-def _renameat2():
-    try:
-        function = ctypes.CDLL(None, use_errno=True).renameat2
-    except (OSError, AttributeError, TypeError):
-        return None
-    function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p]
-    function.argtypes += [ctypes.c_uint]
-    function.restype = ctypes.c_int
-    return function
 
 
 def _plain_name(name: str) -> bool:

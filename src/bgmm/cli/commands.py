@@ -106,7 +106,7 @@ def select(args) -> int:
     from bgmm.api import BayesianGMM
     from bgmm.config import defaults
     from bgmm.data import STDIN_NAME, load_table
-    from bgmm.results import to_json
+    from bgmm.report import to_json
     from bgmm.selection import check_grid, parse_components
     from bgmm.selection import select as select_models
 
@@ -254,7 +254,8 @@ def _resume_data(args, record: dict):
 
 
 def summary(args) -> int:
-    from bgmm.results import format_summary, summarize, to_json
+    from bgmm.report import format_summary, to_json
+    from bgmm.results import summarize
 
     path = Path(args.path)
     idata = _read_result(path)

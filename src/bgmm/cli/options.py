@@ -190,6 +190,12 @@ def build_parser() -> argparse.ArgumentParser:
     summary.add_argument("path", help="a posterior.nc written by bgmm")
     summary.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
+    _add_select_command(sub)
+    _add_predict_command(sub)
+    return parser
+
+
+def _add_select_command(sub) -> None:
     select = sub.add_parser(
         "select",
         help="choose the number of components (and covariance structure) by PSIS-LOO",
@@ -223,6 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_run_options(select, "select", "bgmm-select")
 
+
+def _add_predict_command(sub) -> None:
     predict = sub.add_parser(
         "predict",
         help="cluster new rows with a saved fit",
@@ -238,4 +246,3 @@ def build_parser() -> argparse.ArgumentParser:
         "fit's columns by name",
     )
     predict.add_argument("--out", help="CSV file to write (default: standard output)")
-    return parser

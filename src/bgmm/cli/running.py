@@ -237,7 +237,7 @@ def process_seconds() -> float:
 
 
 def finish(result, record, written, args, preamble: str | None = None) -> None:
-    from bgmm.results import to_json
+    from bgmm.report import to_json
 
     record["outputs"] = [str(p) for p in written]
     record["process_seconds"] = process_seconds()

@@ -1,4 +1,4 @@
-"""Files written whole or not at all.
+"""Files written whole or not at all, flushed to disk, and directories swapped at once.
 
 A crash, a full disk or a kill never leaves a half-written file: the bytes go to a
 temporary file beside the target, are flushed to disk, and the temporary file is renamed
@@ -8,11 +8,13 @@ over the target.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["fsync_directory", "write_atomically"]
+__all__ = ["exchange_paths", "fsync_directory", "fsync_path", "write_atomically"]
 
 
 def write_atomically(path: str | os.PathLike, blob: bytes, *, suffix: str = ".tmp") -> Path:
@@ -50,15 +52,53 @@ def write_atomically(path: str | os.PathLike, blob: bytes, *, suffix: str = ".tm
     return path
 
 
-def fsync_directory(path: str | os.PathLike) -> None:
-    """Make renames in ``path`` durable (POSIX; a no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
+def fsync_path(path: str | os.PathLike, directory: bool = False) -> None:
+    """Flush a file's (or, with ``directory``, a directory's entries') changes to disk; a
+    file system that cannot sync directories is let be (nothing is lost there)."""
+    flags = os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if directory else 0)
+    fd = os.open(path, flags)
     try:
         os.fsync(fd)
-    except OSError:
-        pass
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
+            raise
     finally:
         os.close(fd)
+
+
+def fsync_directory(path: str | os.PathLike) -> None:
+    """Make renames in ``path`` durable (POSIX; a no-op where directories cannot be opened)."""
+    with contextlib.suppress(OSError):
+        fsync_path(path, directory=True)
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def exchange_paths(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Swap two directories atomically (Linux ``renameat2(RENAME_EXCHANGE)``).
+
+    Returns False where that is not available (other systems, old C libraries, file systems
+    without it): the caller then renames in two steps.
+    """
+    renameat2 = _renameat2()
+    if renameat2 is None:
+        return False
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP):
+        return False
+    raise OSError(code, os.strerror(code), os.fspath(b))
+
+
+def _renameat2():
+    try:
+        function = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError, TypeError):
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p]
+    function.argtypes += [ctypes.c_uint]
+    function.restype = ctypes.c_int
+    return function
