@@ -12,6 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from bgmm.plumbing.batches import padded_batches
 from bgmm.plumbing.precision import float64_scope
 from bgmm.relabel import classification_probabilities
 
@@ -65,12 +66,8 @@ def membership_probabilities(
     k = np.shape(weights)[-1]
     mean = np.empty((len(data), k))
     sd = np.empty((len(data), k))
-    batch_rows = max(1, min(int(batch_rows), len(data)))
-    for start in range(0, len(data), batch_rows):
-        batch = data[start : start + batch_rows]
-        # The last batch padded to full size: one compiled program for every batch.
-        padded = np.concatenate([batch, np.zeros((batch_rows - len(batch), data.shape[1]))])
-        p = classification_probabilities(padded, weights, means, chol_precision)[:, :, : len(batch)]
-        mean[start : start + len(batch)] = p.mean(axis=(0, 1))
-        sd[start : start + len(batch)] = p.std(axis=(0, 1))
+    for start, count, batch in padded_batches(data, batch_rows):
+        p = classification_probabilities(batch, weights, means, chol_precision)[:, :, :count]
+        mean[start : start + count] = p.mean(axis=(0, 1))
+        sd[start : start + count] = p.std(axis=(0, 1))
     return Memberships(mean, sd)

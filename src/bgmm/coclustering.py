@@ -32,6 +32,7 @@ from bgmm.assignments import membership_probabilities
 from bgmm.data.subsample import subsample_rows
 from bgmm.model.transforms import Params
 from bgmm.partitions import binder_partition, expected_binder_loss, expected_vi, vi_partition
+from bgmm.plumbing.batches import padded_batches
 from bgmm.plumbing.precision import float64_scope
 from bgmm.relabel import classification_probabilities
 
@@ -110,13 +111,9 @@ def _probability_batches(
     """Classification probabilities of the draws ``index``, shape (B, M, K) per batch."""
     m, k = len(rows_data), draws.weights.shape[-1]
     batch = batch_draws or max(1, BATCH_FLOATS // max(1, m * k))
-    batch = max(1, min(int(batch), len(index)))
-    for start in range(0, len(index), batch):
-        chunk = index[start : start + batch]
-        # The last batch padded to full size: one compiled program for every batch.
-        padded = np.concatenate([chunk, np.full(batch - len(chunk), chunk[0])])
-        p = classification_probabilities(rows_data, *(a[padded][None] for a in draws))
-        yield p[0, : len(chunk)]
+    for _, count, chunk in padded_batches(index, batch):
+        p = classification_probabilities(rows_data, *(a[chunk][None] for a in draws))
+        yield p[0, :count]
 
 
 def _select_rows(n: int, max_rows: int, seed: int) -> np.ndarray:

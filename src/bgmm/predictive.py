@@ -19,6 +19,7 @@ from jax.scipy.special import logsumexp
 
 from bgmm.model.likelihood import pointwise_log_likelihood
 from bgmm.model.transforms import Params
+from bgmm.plumbing.batches import padded_batches
 from bgmm.plumbing.precision import float64_scope
 
 __all__ = ["log_predictive_density", "predictive_sample"]
@@ -66,13 +67,9 @@ def log_predictive_density(
     num_draws = draws.weights.shape[0]
     data = np.asarray(data, np.float64)
     out = np.empty(len(data))
-    batch_rows = max(1, min(int(batch_rows), len(data)))
-    for start in range(0, len(data), batch_rows):
-        batch = data[start : start + batch_rows]
-        # The last batch padded to full size: one compiled program for every batch.
-        padded = np.concatenate([batch, np.zeros((batch_rows - len(batch), data.shape[1]))])
-        density = _batch_log_density(draws, jnp.asarray(padded), num_draws)
-        out[start : start + len(batch)] = np.asarray(density)[: len(batch)]
+    for start, count, batch in padded_batches(data, batch_rows):
+        density = _batch_log_density(draws, jnp.asarray(batch), num_draws)
+        out[start : start + count] = np.asarray(density)[:count]
     return out
 
 

@@ -69,18 +69,9 @@ def _publish_demo(result, args, out, startup_seconds: float) -> int:
 
 def fit(args) -> int:
     from bgmm.api import BayesianGMM
-    from bgmm.data import STDIN_NAME, load_table
 
     model = BayesianGMM.from_config(config_from(args))  # options checked before reading data
-    data, names = load_table(args.data)
-    source = STDIN_NAME if args.data == "-" else args.data
-    if data.size <= SMALL_DATA_VALUES:
-        import_output_libraries_in_background(plots=not args.no_plots)
-    names = names or [f"x{j}" for j in range(data.shape[1])]
-    features = resolve_features(args.features, names)
-    _check_data(data, names, source, model)
-    use_cache(args)
-    out = prepare_out(args, model, data.shape, protect=() if args.data == "-" else (args.data,))
+    data, names, source, features, out = _read_data(args, model)
     startup_seconds = process_seconds()
     result = sample(
         out,
@@ -105,7 +96,6 @@ def select(args) -> int:
     the choice and the chosen model's outputs."""
     from bgmm.api import BayesianGMM
     from bgmm.config import defaults
-    from bgmm.data import STDIN_NAME, load_table
     from bgmm.report import to_json
     from bgmm.selection import check_grid, parse_components
     from bgmm.selection import select as select_models
@@ -120,15 +110,7 @@ def select(args) -> int:
     }
     check_grid(ks, types, options)
     largest = BayesianGMM.from_config(config.replace(n_components=ks[-1]))
-    data, names = load_table(args.data)
-    source = STDIN_NAME if args.data == "-" else args.data
-    if data.size <= SMALL_DATA_VALUES:
-        import_output_libraries_in_background(plots=not args.no_plots)
-    names = names or [f"x{j}" for j in range(data.shape[1])]
-    features = resolve_features(args.features, names)
-    _check_data(data, names, source, largest)
-    use_cache(args)
-    out = prepare_out(args, largest, data.shape, protect=() if args.data == "-" else (args.data,))
+    data, names, source, features, out = _read_data(args, largest)
     startup_seconds = process_seconds()
     try:
         selection = select_models(
@@ -157,6 +139,24 @@ def select(args) -> int:
     record["selection"] = selection.to_dict()
     finish(result, record, written, args, preamble=selection.report())
     return 0
+
+
+def _read_data(args, model):
+    """DATA read and checked for ``model`` (the largest, for select), the plotted features
+    resolved and --out prepared, before anything compiles: (data, names, source,
+    features, out)."""
+    from bgmm.data import STDIN_NAME, load_table
+
+    data, names = load_table(args.data)
+    source = STDIN_NAME if args.data == "-" else args.data
+    if data.size <= SMALL_DATA_VALUES:
+        import_output_libraries_in_background(plots=not args.no_plots)
+    names = names or [f"x{j}" for j in range(data.shape[1])]
+    features = resolve_features(args.features, names)
+    _check_data(data, names, source, model)
+    use_cache(args)
+    out = prepare_out(args, model, data.shape, protect=() if args.data == "-" else (args.data,))
+    return data, names, source, features, out
 
 
 def _check_data(data, names: list[str], source: str, model) -> None:
