@@ -19,6 +19,9 @@ Parts (docs/benchmarks.md has the results and what they mean; each is a module o
    (``parts.scaling_curve``).
 5. ``bgmm demo`` end to end: cold (no cache), first run with an empty cache, warm cache
    (``parts.demo``).
+6. What a fit answers, in fresh processes: memberships, predictive density and draws,
+   similarity and point partitions, a second fit of the same shape; ``bgmm select``
+   cold and warm (``parts.answers``).
 gpu. HMC draws per second on synthetic data (vectorised chains, float32): for a GPU, see
    benchmarks/gpu.sh (``parts.gpu``).
 
@@ -35,7 +38,7 @@ import time
 
 from harness import HERE, save, show, table
 from host import git_state, load_average, machine_info
-from parts import demo, gpu, scale, scaling_curve, targets, tfp, tutorial
+from parts import answers, demo, gpu, scale, scaling_curve, targets, tfp, tutorial
 
 # In the order they run.
 PARTS = {
@@ -44,6 +47,7 @@ PARTS = {
     "3": scale.run,
     "4": scaling_curve.run,
     "5": demo.run,
+    "6": answers.run,
     "gpu": gpu.run,
 }
 
@@ -56,7 +60,7 @@ def parser() -> argparse.ArgumentParser:
     """The command line's options (docs/benchmarks.md lists them)."""
     p = argparse.ArgumentParser(description="bgmm benchmark suite (see docs/benchmarks.md)")
     p.add_argument(
-        "--parts", default="1,2,3,4,5", help="comma-separated: 1,2,3,4,5,gpu (default 1,2,3,4,5)"
+        "--parts", default="1,2,3,4,5", help="comma-separated: 1,...,6,gpu (default 1,2,3,4,5)"
     )
     p.add_argument("--quick", action="store_true", help="shrink everything (smoke test)")
     p.add_argument("--json", default=str(HERE / "results.json"), help="results file")
