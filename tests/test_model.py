@@ -374,6 +374,21 @@ def test_default_priors_exchangeable_and_valid(k, d):
     assert priors.wishart_df > d + 1
 
 
+@pytest.mark.parametrize(("k", "d"), [(1, 1), (1, 3), (2, 3), (3, 4), (6, 5)])
+def test_default_priors_values(k, d):
+    """alpha0 = 1, m0 = 0, s0 = 2, nu = D + 2, S = K^(2/D) I (docs/priors.md): the prior
+    mean covariance E[T^{-1}] = S^{-1} / (nu - D - 1) is I / K^(2/D), smaller than the
+    data's (I) as soon as K > 1, never larger (S = I / K^(2/D) would be the slip)."""
+    priors = default_priors(k, d)
+    np.testing.assert_array_equal(priors.concentration, np.ones(k))
+    np.testing.assert_array_equal(priors.mean_loc, np.zeros((k, d)))
+    assert priors.mean_scale == 2.0
+    assert priors.wishart_df == d + 2
+    np.testing.assert_allclose(priors.wishart_scale, k ** (2 / d) * np.eye(d), rtol=1e-15)
+    expected_cov = np.linalg.inv(priors.wishart_scale) / (priors.wishart_df - d - 1)
+    np.testing.assert_allclose(expected_cov, np.eye(d) / k ** (2 / d), rtol=1e-14)
+
+
 def test_priors_astype():
     p = tutorial_priors().astype(np.float32)
     assert p.concentration.dtype == np.float32

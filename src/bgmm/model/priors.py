@@ -85,12 +85,19 @@ def default_priors(num_components: int, num_features: int) -> Priors:
     - alpha0 = 1 for every component: uniform on the simplex.
     - m0 = 0, s0 = 2: every location a priori anywhere within about +-4 standard
       deviations of the data's centre; the same for every component (exchangeable).
-    - nu = D + 2, S = I: the prior adds to each component's scatter matrix that of one
-      pseudo-observation per feature of unit variance (S^{-1} = I), so E[covariance] = I,
-      a component at most as wide as the whole data set, and nu = D + 2 is the fewest
-      degrees of freedom that keep E[covariance] finite. About as weak as scikit-learn's
-      BayesianGaussianMixture default; a cluster of n points with covariance C in
-      standard units gets a posterior covariance near (I + n C) / (n + 1).
+    - nu = D + 2, S = K^(2/D) I: Fraley and Raftery's (2007) scale. The covariance
+      Sigma = T^{-1} is inverse Wishart with scale S^{-1} = I / K^(2/D), so
+      E[covariance] = S^{-1} / (nu - D - 1) = I / K^(2/D): K components of equal size
+      that share the data's unit volume, each 1/K of it. The prior adds to each
+      component's scatter matrix that of one pseudo-observation per feature of variance
+      K^(-2/D), and nu = D + 2 is the fewest degrees of freedom that keep E[covariance]
+      finite; a cluster of n points with covariance C in standard units gets a
+      posterior covariance near (I / K^(2/D) + n C) / (n + 1). K = 1 gives S = I.
+      (Fraley and Raftery use the data's covariance, on standardised data the
+      correlation matrix; I keeps the prior a function of K and D alone and did as well
+      in docs/priors.md.) The earlier default S = I (E[covariance] = I, a component as
+      wide as the whole data) inflated tight components and merged or misassigned them
+      more often: docs/priors.md has the comparison.
     """
     k, d = num_components, num_features
     return Priors(
@@ -98,7 +105,7 @@ def default_priors(num_components: int, num_features: int) -> Priors:
         mean_loc=np.zeros((k, d)),
         mean_scale=2.0,
         wishart_df=float(d + 2),
-        wishart_scale=np.eye(d),
+        wishart_scale=float(k) ** (2.0 / d) * np.eye(d),
     )
 
 
