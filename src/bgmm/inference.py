@@ -69,6 +69,9 @@ class SamplerSettings(NamedTuple):
     ----------
     sampler : "hmc", "nuts" or "gibbs"
     target : "correct" or "tutorial"
+    covariance_type : "full", "diag", "tied" or "spherical"
+        The structure of the precisions (docs/design.md 1.6): the position, prior and
+        Gibbs conditionals differ, so no two structures share a program.
     dtype : "float64" or "float32"
     num_warmup, num_draws : int
     num_leapfrog_steps : int or None
@@ -89,6 +92,7 @@ class SamplerSettings(NamedTuple):
 
     sampler: Sampler
     target: Target
+    covariance_type: str
     dtype: str
     num_warmup: int
     num_draws: int
@@ -232,7 +236,7 @@ def sample_posterior(
         make_kernel = _hmc_kernel_factory(priors, settings)
         adaptation = _adaptation(settings)
         # One compiled call, not one small program per operation (each a cache lookup).
-        positions = jax.jit(to_unconstrained)(
+        positions = jax.jit(lambda p: to_unconstrained(p, settings.covariance_type))(
             Params(*(jnp.asarray(p, dtype) for p in initial_params))
         )
         num_dimensions = sum(math.prod(a.shape[1:]) for a in jax.tree.leaves(positions))
@@ -273,9 +277,10 @@ def _hmc_kernel_factory(priors: Priors, settings: SamplerSettings) -> Callable[.
     """HMC or NUTS on the unconstrained posterior: model data -> :class:`Kernel`."""
     num_features = priors.num_features
     priors = priors.astype(settings.dtype)
+    structure = settings.covariance_type
 
     def make_kernel(model_data) -> Kernel:
-        logdensity = make_logdensity(model_data, priors, settings.target)
+        logdensity = make_logdensity(model_data, priors, settings.target, structure)
         if settings.sampler == "nuts":
             step = build_nuts_step(logdensity, settings.max_tree_depth)
         else:
@@ -287,9 +292,9 @@ def _hmc_kernel_factory(priors: Priors, settings: SamplerSettings) -> Callable[.
             )
 
         def record(state, info, tuning):
-            params = to_constrained(state.position, num_features)
+            params = to_constrained(state.position, num_features, structure)
             log_joint = state.logdensity - unconstrained_log_det_jacobian(
-                state.position, num_features
+                state.position, num_features, structure
             )
             extra = (
                 {"tree_depth": info.num_trajectory_expansions}
@@ -301,7 +306,8 @@ def _hmc_kernel_factory(priors: Priors, settings: SamplerSettings) -> Callable[.
                 "means": params.means,
                 "chol_precision": params.chol_precision,
                 "lp": log_joint,
-                "data_log_likelihood": log_joint - log_prior(params, priors, settings.target),
+                "data_log_likelihood": log_joint
+                - log_prior(params, priors, settings.target, structure),
                 "lp_target": state.logdensity,
                 "acceptance_rate": info.acceptance_rate,
                 "diverging": info.is_divergent,
@@ -331,7 +337,7 @@ def _gibbs_kernel_factory(priors: Priors, settings: SamplerSettings) -> Callable
     dtype = jnp.dtype(settings.dtype)
 
     def make_kernel(model_data) -> Kernel:
-        init, step = build_gibbs_kernel(model_data, priors)
+        init, step = build_gibbs_kernel(model_data, priors, settings.covariance_type)
 
         def record(state, info, tuning):
             del tuning
