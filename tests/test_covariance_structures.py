@@ -88,14 +88,20 @@ def precision_parameters(chol: np.ndarray, structure: str) -> np.ndarray:
     return t[..., rows, cols]
 
 
-def prior_precision_mean(priors: Priors, structure: str) -> np.ndarray:
-    """E of :func:`precision_parameters` under the prior."""
+def prior_precision_mean(priors: Priors, structure: str, power: int = 1) -> np.ndarray:
+    """E of :func:`precision_parameters` (``power`` 1) or of their squares (2) under the
+    prior: Gamma(a, b) has E tau^2 = a (a + 1) / b^2; Wishart(nu, S) has
+    E T_ij^2 = nu^2 S_ij^2 + nu (S_ii S_jj + S_ij^2)."""
     k, d = priors.num_components, priors.num_features
+    nu, s = priors.wishart_df, priors.wishart_scale
     if structure == "tied":
         rows, cols = np.tril_indices(d)
-        return (priors.wishart_df * priors.wishart_scale)[rows, cols]
+        if power == 1:
+            return (nu * s)[rows, cols]
+        diag = np.diag(s)
+        return (nu**2 * s**2 + nu * (np.outer(diag, diag) + s**2))[rows, cols]
     shape, rate = gamma_prior(priors, structure)
-    mean = shape / rate
+    mean = shape / rate if power == 1 else shape * (shape + 1) / rate**2
     return np.tile(mean, (k, 1)) if structure == "diag" else np.full(k, mean[0])
 
 
@@ -144,22 +150,28 @@ def test_log_prior_and_log_joint_match_scipy(structure):
     priors = random_priors(rng, k, d)
     y = rng.normal(size=(n, d)) * 1.5
 
-    features = prepare_data(y, jnp.float64, "gemm")
+    features = prepare_data(y, jnp.float64, "gemm", structure)
+    full_features = prepare_data(y, jnp.float64, "gemm")
+    assert features.phi.shape[1] == {"diag": 7, "spherical": 5, "tied": 4}[structure]
 
     @jit
-    def evaluate(p, y, features):
+    def evaluate(p, y, features, full_features):
         direct = log_joint(p, y, priors, "correct", structure)
         gemm = log_joint(p, features, priors, "correct", structure)
-        return log_prior(p, priors, "correct", structure), direct, gemm
+        gemm_full = log_joint(p, full_features, priors, "correct", structure)
+        return log_prior(p, priors, "correct", structure), direct, gemm, gemm_full
 
     for _ in range(3):
         params = random_structured(rng, k, d, structure)
-        lp, direct, gemm = (float(x) for x in evaluate(params, y, features))
+        lp, direct, gemm, gemm_full = (
+            float(x) for x in evaluate(params, y, features, full_features)
+        )
         expected_prior = scipy_log_prior(params, priors, structure)
         np.testing.assert_allclose(lp, expected_prior, rtol=1e-10)
         expected = expected_prior + scipy_log_likelihood(params, y)
         np.testing.assert_allclose(direct, expected, rtol=1e-10)
         np.testing.assert_allclose(gemm, expected, rtol=1e-9)
+        np.testing.assert_allclose(gemm_full, expected, rtol=1e-9)
 
 
 def test_one_dimension_one_component_every_structure_is_the_full_model():
@@ -402,11 +414,13 @@ def _geweke_draws(structure: str, seed: int, num_steps: int):
 
 
 def _geweke_z(draws: Params, data_mean: np.ndarray, structure: str, z_scores):
-    """Prior moments of the parameters (the marginal of the joint p(params, y)), and
-    E[mu_k y_bar'] = E[theta_k] s0^2 I + sum_j E[theta_j] m0_k m0_j' (the data's use)."""
+    """Prior moments of the parameters (the marginal of the joint p(params, y)), the
+    precisions' first and second, and E[mu_k y_bar'] = E[theta_k] s0^2 I +
+    sum_j E[theta_j] m0_k m0_j' (the data's use)."""
     alpha = PRIORS.concentration
     mean_theta = alpha / alpha.sum()
     m0, s0 = PRIORS.mean_loc, PRIORS.mean_scale
+    precision = precision_parameters(draws.chol_precision, structure)
     mu_y = draws.means[..., :, :, None] * data_mean[..., None, None, :]
     expected_mu_y = np.einsum("k,de->kde", mean_theta * s0**2, np.eye(2)) + np.einsum(
         "kd,j,je->kde", m0, mean_theta, m0
@@ -414,10 +428,8 @@ def _geweke_z(draws: Params, data_mean: np.ndarray, structure: str, z_scores):
     return {
         "weights": z_scores(draws.weights, mean_theta),
         "means": z_scores(draws.means, m0),
-        "precision": z_scores(
-            precision_parameters(draws.chol_precision, structure),
-            prior_precision_mean(PRIORS, structure),
-        ),
+        "precision": z_scores(precision, prior_precision_mean(PRIORS, structure)),
+        "precision squared": z_scores(precision**2, prior_precision_mean(PRIORS, structure, 2)),
         "means x data": z_scores(mu_y, expected_mu_y),
     }
 
@@ -425,7 +437,7 @@ def _geweke_z(draws: Params, data_mean: np.ndarray, structure: str, z_scores):
 @pytest.mark.slow
 @pytest.mark.parametrize("structure", STRUCTURES)
 def test_geweke_joint_distribution(structure, z_scores):
-    """Up to 18 moments at |z| < 4.5: a false failure about once in 8000 runs."""
+    """Up to 22 moments at |z| < 4.5: a false failure about once in 7000 runs."""
     draws, data_mean = _geweke_draws(structure, seed=3, num_steps=GEWEKE_STEPS)
     assert_structured(draws.chol_precision, structure)
     for name, z in _geweke_z(draws, data_mean, structure, z_scores).items():

@@ -106,28 +106,33 @@ class SamplerSettings(NamedTuple):
     likelihood: LikelihoodForm | None
 
 
-def prepare_data(data: np.ndarray, dtype, likelihood: LikelihoodForm = "auto"):
+def prepare_data(
+    data: np.ndarray, dtype, likelihood: LikelihoodForm = "auto", covariance_type: str = "full"
+):
     """The data in the form the likelihood reads, built once per run.
 
-    "gemm": the features of :mod:`bgmm.model.gemm_likelihood` (N x F, F = 1 + D + D(D+1)/2),
-    faster than "direct" from N = 10^5 on (docs/design.md section 12). "direct": the (N, D)
-    array itself, batched products with each L_k; no feature matrix. "auto": "gemm" unless
-    the feature matrix would exceed FEATURE_MEMORY_BUDGET_BYTES, then "direct".
+    "gemm": the features of :mod:`bgmm.model.gemm_likelihood` (N x F, F = 1 + D + D(D+1)/2
+    for 'full', fewer for the other covariance structures: docs/design.md 1.6), faster than
+    "direct" from N = 10^5 on (docs/design.md section 12). "direct": the (N, D) array
+    itself, batched products with each L_k; no feature matrix. "auto": "gemm" unless the
+    feature matrix would exceed FEATURE_MEMORY_BUDGET_BYTES, then "direct".
     """
     if likelihood not in LIKELIHOOD_FORMS:
         raise ValueError(f"unknown likelihood {likelihood!r}; expected one of {LIKELIHOOD_FORMS}")
     data = np.asarray(data)
-    likelihood = _resolve_likelihood(data.shape, dtype, likelihood)
+    likelihood = _resolve_likelihood(data.shape, dtype, likelihood, covariance_type)
     if likelihood == "gemm":
-        return make_features(data, dtype)
+        return make_features(data, dtype, covariance_type)
     return jnp.asarray(data, dtype)
 
 
-def _resolve_likelihood(shape: tuple[int, int], dtype, likelihood: LikelihoodForm) -> str:
+def _resolve_likelihood(
+    shape: tuple[int, int], dtype, likelihood: LikelihoodForm, covariance_type: str = "full"
+) -> str:
     if likelihood != "auto":
         return likelihood
     n, d = shape
-    size = n * num_features_of(d) * jnp.dtype(dtype).itemsize
+    size = n * num_features_of(d, covariance_type) * jnp.dtype(dtype).itemsize
     return "gemm" if size <= FEATURE_MEMORY_BUDGET_BYTES else "direct"
 
 
@@ -136,13 +141,16 @@ def prepare_sampler_data(data: np.ndarray, settings: SamplerSettings):
     the likelihood's form of them (:func:`prepare_data`)."""
     if settings.sampler == "gibbs":
         return jnp.asarray(data, settings.dtype)
-    return prepare_data(data, settings.dtype, settings.likelihood)
+    return prepare_data(data, settings.dtype, settings.likelihood, settings.covariance_type)
 
 
 def _uses_features(shape: tuple[int, int], settings: SamplerSettings) -> bool:
     return (
         settings.sampler != "gibbs"
-        and _resolve_likelihood(shape, settings.dtype, settings.likelihood) == "gemm"
+        and _resolve_likelihood(
+            shape, settings.dtype, settings.likelihood, settings.covariance_type
+        )
+        == "gemm"
     )
 
 
@@ -151,8 +159,12 @@ def _sampler_data_shapes(shape: tuple[int, int], settings: SamplerSettings):
     n, d = shape
     dtype = settings.dtype
     if _uses_features(shape, settings):
+        structure = settings.covariance_type
+        scatter = jax.ShapeDtypeStruct((d, d), dtype) if structure == "tied" else None
         return Features(
-            jax.ShapeDtypeStruct((n, num_features_of(d)), dtype), jax.ShapeDtypeStruct((d,), dtype)
+            jax.ShapeDtypeStruct((n, num_features_of(d, structure)), dtype),
+            jax.ShapeDtypeStruct((d,), dtype),
+            scatter,
         )
     return jax.ShapeDtypeStruct((n, d), dtype)
 
@@ -174,7 +186,7 @@ def likelihood_data_bytes(shape: tuple[int, int], settings: SamplerSettings) -> 
     """Bytes of what the likelihood reads of data of ``shape`` (N, D): the features, or the
     data themselves."""
     n, d = shape
-    width = num_features_of(d) if _uses_features(shape, settings) else d
+    width = num_features_of(d, settings.covariance_type) if _uses_features(shape, settings) else d
     return n * width * jnp.dtype(settings.dtype).itemsize
 
 

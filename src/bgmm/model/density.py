@@ -66,7 +66,7 @@ def log_joint(
     """
     lp = log_prior(params, priors, target, covariance_type)
     if isinstance(data, Features):
-        return lp + gemm_log_likelihood(params, data)
+        return lp + gemm_log_likelihood(params, data, covariance_type)
     return lp + log_likelihood(params, data)
 
 
