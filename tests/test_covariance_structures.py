@@ -13,6 +13,11 @@ Seeds are fixed for reproducibility, not hunted.
 from __future__ import annotations
 
 import functools
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -530,3 +535,55 @@ def test_fit_recovers_the_structure(structure, sampler):
     assert draws.shape == (2, 300, 2, 2, 2)
     assert_structured(draws, structure)
     assert model.result_.settings["covariance_type"] == structure
+
+
+@pytest.mark.slow
+def test_cli_fit_with_a_covariance_structure(tmp_path):
+    """``bgmm fit --covariance diag`` end to end, as a subprocess."""
+    rng = np.random.default_rng(3)
+    x = np.concatenate([rng.normal([0, 0], [1, 3], (60, 2)), rng.normal([8, 8], [2, 0.5], (60, 2))])
+    np.savetxt(tmp_path / "d.csv", x, delimiter=",", header="a,b", comments="")
+    # The subprocess runs the bgmm this process imported (a source tree on PYTHONPATH too).
+    source = str(Path(bgmm.__file__).resolve().parents[1])
+    path = os.pathsep.join(filter(None, [source, os.environ.get("PYTHONPATH")]))
+    env = os.environ | {"PYTHONPATH": path}
+    command = [sys.executable, "-m", "bgmm.cli", "fit", "d.csv", "-k", "2", "--covariance"]
+    short = ["--chains", "2", "--warmup", "100", "--draws", "100", "--no-plots", "--json"]
+    proc = subprocess.run(
+        [*command, "diag", *short, "--out", "o"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads(proc.stdout)
+    assert record["covariance_type"] == "diag"
+    cov = np.asarray(record["covariance_mean"])
+    np.testing.assert_array_equal(cov[:, 0, 1], 0.0)
+    assert (tmp_path / "o" / "posterior.nc").exists()
+    summary = subprocess.run(
+        [sys.executable, "-m", "bgmm.cli", "summary", "o/posterior.nc"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env=env,
+    )
+    assert summary.returncode == 0, summary.stderr
+    assert "covariance_type=diag" in summary.stdout
+    refused = subprocess.run(
+        [*command, "spherical", "--target", "tutorial", "--priors", "tutorial", "-k", "3"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env=env,
+    )
+    assert refused.returncode == 2 and refused.stderr.startswith("error: --covariance"), (
+        refused.stderr
+    )

@@ -19,6 +19,10 @@ parameters, so the state is the same :class:`~bgmm.model.transforms.Params` HMC 
 Empty components (n_k = 0) draw from their prior. A sweep costs O(N K D^2): one product of
 the data with all K Cholesky factors (the logits) and two of the one-hot assignments with
 the data (the sums and the scatter matrices); no Python loop over components or points.
+
+The other covariance structures ('tied', 'diag', 'spherical') share z, theta and mu and
+draw their precisions from their own conjugate conditionals (docs/design.md 1.6: a pooled
+Wishart, or Gammas per entry or per component); the state stays full Cholesky factors.
 """
 
 from __future__ import annotations
@@ -573,9 +577,7 @@ def _structured_sweep(
     centred = data - means[assignments]
     eye = jnp.eye(d, dtype=dtype)
     if covariance_type == "tied":
-        scale_inv = jnp.asarray(
-            np.linalg.inv(np.asarray(priors.wishart_scale, np.float64)), dtype
-        )
+        scale_inv = jnp.asarray(np.linalg.inv(np.asarray(priors.wishart_scale, np.float64)), dtype)
         scatter = centred.T @ centred  # sum_k R_k
         normal = jax.random.normal(key_normal, (d, d), dtype)
         chol = cholesky_of_inverse(scale_inv + scatter) @ bartlett_factor(
