@@ -197,7 +197,8 @@ class RunConfig:
     )
     likelihood: str = _option(
         "auto",
-        "how HMC and NUTS compute the log-likelihood: 'gemm' (two matrix products), "
+        "how HMC and NUTS compute the log-likelihood: 'gemm' (two matrix products over "
+        "per-row features, fewer of them for diag, spherical and tied covariances), "
         "'direct', or 'auto' (gemm unless its features exceed 2 GiB)",
         choices=LIKELIHOOD_FORMS,
     )
