@@ -62,7 +62,8 @@ class BayesianGMM:
     means_ : array, shape (K, D)
         Posterior mean of the component means.
     covariances_ : array, shape (K, D, D)
-        Posterior mean of the component covariance matrices.
+        Posterior mean of the component covariance matrices; (K, D, D) for every
+        ``covariance_type`` (diagonal for 'diag', equal for 'tied'), unlike scikit-learn.
     precisions_ : array, shape (K, D, D)
         Posterior mean of the component precision matrices.
     converged_ : bool
