@@ -218,3 +218,14 @@ def test_a_pipeline_scales_then_clusters(fitted):
     assert pipeline.score(data) == pytest.approx(
         pipeline[-1].score(StandardScaler().fit_transform(data))
     )
+
+
+def test_covariances_take_scikit_learns_shape_for_each_structure():
+    from bgmm.api import _sklearn_shape
+
+    matrices = np.stack([np.diag([1.0, 2.0]), np.diag([3.0, 5.0]), np.diag([1.0, 2.0])])
+    assert _sklearn_shape(matrices, "full") is matrices
+    np.testing.assert_array_equal(_sklearn_shape(matrices, "diag"), [[1, 2], [3, 5], [1, 2]])
+    np.testing.assert_array_equal(_sklearn_shape(matrices, "spherical"), [1.5, 4.0, 1.5])
+    tied = np.stack([np.diag([1.0, 2.0])] * 3)
+    np.testing.assert_array_equal(_sklearn_shape(tied, "tied"), np.diag([1.0, 2.0]))

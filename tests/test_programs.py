@@ -95,6 +95,21 @@ def test_a_second_run_in_the_process_reuses_its_programs(store, monkeypatch):
         np.testing.assert_array_equal(again.draws[name], first.draws[name], err_msg=name)
 
 
+def test_a_stored_program_of_a_covariance_structure(store):
+    """'tied' reads its features with the data's scatter matrix beside them (docs/design.md
+    1.6): the stored program gives the draws of a fresh compile."""
+    settings = SETTINGS.replace(covariance_type="tied")
+    programs.use_program_store(None)
+    fresh = _run(settings).draws
+    programs.use_program_store(store)
+    _run(settings)
+    programs.use_program_store(store)  # drops the programs kept in memory: load from the store
+    loaded = _run(settings).draws
+    assert store.loaded == 3
+    for name in fresh:
+        np.testing.assert_array_equal(loaded[name], fresh[name], err_msg=name)
+
+
 @pytest.mark.parametrize("chain_method", ["vectorized", "parallel"])
 def test_stored_programs_of_every_chain_layout(store, chain_method):
     if chain_method == "parallel" and jax.local_device_count() < 2:
@@ -128,6 +143,7 @@ def test_new_data_values_and_seeds_reuse_the_programs(store):
         {"settings": SETTINGS.replace(target_accept=0.7)},
         {"settings": SETTINGS.replace(likelihood="direct")},
         {"settings": SETTINGS.replace(target="tutorial")},
+        {"settings": SETTINGS.replace(covariance_type="diag")},
         {"priors": tutorial_priors()._replace(mean_scale=1.5)},
         {"priors": tutorial_priors()._replace(wishart_scale=np.eye(2) * 2.0)},
     ],

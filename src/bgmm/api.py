@@ -62,10 +62,11 @@ class BayesianGMM:
         Posterior mean of the mixture weights.
     means_ : array, shape (K, D)
         Posterior mean of the component means.
-    covariances_ : array, shape (K, D, D)
-        Posterior mean of the component covariance matrices.
-    precisions_ : array, shape (K, D, D)
-        Posterior mean of the component precision matrices.
+    covariances_ : array
+        Posterior mean of the component covariance matrices, in scikit-learn's shape for
+        ``covariance_type``: (K, D, D) full, (K, D) diag, (D, D) tied, (K,) spherical.
+    precisions_ : array
+        Posterior mean of the component precision matrices, shaped as ``covariances_``.
     converged_ : bool
         Every monitored quantity has R-hat <= 1.01 and bulk and tail ESS >= 400
         (:mod:`bgmm.diagnostics`); the summary's warnings say which do not.
@@ -232,9 +233,12 @@ class BayesianGMM:
         self.idata_ = result.idata
         self.weights_ = np.asarray(summary["weights_mean"])
         self.means_ = np.asarray(summary["means_mean"])
-        self.covariances_ = np.asarray(summary["covariance_mean"])
         chol = posterior["chol_precision"].values
-        self.precisions_ = np.mean(chol @ np.swapaxes(chol, -1, -2), axis=(0, 1))
+        covariance_type = self.config.covariance_type
+        self.covariances_ = _sklearn_shape(np.asarray(summary["covariance_mean"]), covariance_type)
+        self.precisions_ = _sklearn_shape(
+            np.mean(chol @ np.swapaxes(chol, -1, -2), axis=(0, 1)), covariance_type
+        )
         self.converged_ = bool(
             summary["rhat_max"] <= RHAT_LIMIT
             and min(summary["ess_bulk_min"], summary["ess_tail_min"]) >= ESS_LIMIT
@@ -393,6 +397,18 @@ def resume(
         plan=plan,
         resumed=checkpoint,
     )
+
+
+def _sklearn_shape(matrices: np.ndarray, covariance_type: str) -> np.ndarray:
+    """(K, D, D) matrices of a structure in scikit-learn's shape for it: full (K, D, D),
+    diag (K, D), tied (D, D), spherical (K,)."""
+    if covariance_type == "diag":
+        return np.diagonal(matrices, axis1=1, axis2=2).copy()
+    if covariance_type == "tied":
+        return matrices.mean(axis=0)  # equal in every component
+    if covariance_type == "spherical":
+        return np.diagonal(matrices, axis1=1, axis2=2).mean(axis=1)
+    return matrices
 
 
 def _column_names(X) -> list[str] | None:

@@ -20,6 +20,7 @@ import numpy as np
 
 from bgmm.errors import UserError
 from bgmm.inference import ADAPTATIONS, LIKELIHOOD_FORMS, SAMPLERS, SamplerSettings
+from bgmm.model.covariance import COVARIANCE_TYPES
 from bgmm.model.density import TARGETS
 from bgmm.model.priors import Priors, validate_priors
 from bgmm.relabel import RELABEL_METHODS
@@ -39,8 +40,6 @@ __all__ = [
 ]
 
 PRIOR_PRESETS: tuple[str, ...] = ("default", "tutorial")
-# The shape of the component covariances, by scikit-learn's names.
-COVARIANCE_TYPES: tuple[str, ...] = ("full",)
 # Fields renamed to scikit-learn's names; checkpoints written before keep the old ones.
 RENAMED_FIELDS = {"seed": "random_state", "start_candidates": "n_init"}
 DTYPES: tuple[str, ...] = ("float64", "float32")
@@ -108,7 +107,10 @@ class RunConfig:
     )
     covariance_type: str = _option(
         "full",
-        "shape of the component covariances: 'full' (any positive definite matrix)",
+        "shape of the component covariances (scikit-learn's names): 'full' (any positive "
+        "definite matrix, Wishart prior), 'diag' (diagonal, Gamma prior per entry), 'tied' "
+        "(one full matrix shared by all components), 'spherical' (a multiple of I per "
+        "component, Gamma prior); each structure has HMC, NUTS and Gibbs",
         flag="--covariance",
         choices=COVARIANCE_TYPES,
         demo=False,
@@ -198,7 +200,8 @@ class RunConfig:
     )
     likelihood: str = _option(
         "auto",
-        "how HMC and NUTS compute the log-likelihood: 'gemm' (two matrix products), "
+        "how HMC and NUTS compute the log-likelihood: 'gemm' (two matrix products over "
+        "per-row features, fewer of them for diag, spherical and tied covariances), "
         "'direct', or 'auto' (gemm unless its features exceed 2 GiB)",
         choices=LIKELIHOOD_FORMS,
     )
@@ -254,6 +257,7 @@ class RunConfig:
         return SamplerSettings(
             sampler=self.sampler,
             target=self.target,
+            covariance_type=self.covariance_type,
             dtype=self.dtype,
             num_warmup=self.num_warmup,
             num_draws=self.num_draws,
@@ -404,6 +408,12 @@ def _check_combinations(config: RunConfig) -> None:
     if config.sampler != "hmc" and config.adaptation == "tutorial":
         raise UserError(
             f"the tutorial's step-size rule is for HMC, not {config.sampler}", option="adaptation"
+        )
+    if config.target == "tutorial" and config.covariance_type != "full":
+        raise UserError(
+            f"target 'tutorial' (the TFP tutorial's density without the Wishart Jacobian) "
+            f"exists for covariance_type 'full' only, not {config.covariance_type!r}",
+            option="covariance_type",
         )
     if config.sampler == "gibbs" and config.target != "correct":
         raise UserError(

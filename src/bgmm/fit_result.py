@@ -70,6 +70,8 @@ class FitResult:
         """The ``--json`` record: settings, posterior summary and timings."""
         keys = ("sampler", "target", "num_chains", "num_draws", "num_warmup", "priors", "dtype")
         record = {k: self.settings[k] for k in keys}
+        # Results written before covariance structures existed are 'full'.
+        record["covariance_type"] = self.settings.get("covariance_type", "full")
         record.update(
             {k: v for k, v in self.summary.items() if k not in ("num_chains", "num_draws")}
         )
@@ -79,9 +81,10 @@ class FitResult:
     def report(self) -> str:
         """The printed summary."""
         shown = ("sampler", "target", "adaptation", "num_chains", "num_warmup", "num_draws")
-        return format_summary(
-            self.summary, {k: self.settings[k] for k in shown if self.settings.get(k) is not None}
-        )
+        settings = {k: self.settings[k] for k in shown if self.settings.get(k) is not None}
+        if self.settings.get("covariance_type", "full") != "full":
+            settings["covariance_type"] = self.settings["covariance_type"]
+        return format_summary(self.summary, settings)
 
     @property
     def feature_names(self) -> list[str]:

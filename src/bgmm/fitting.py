@@ -36,7 +36,12 @@ from bgmm.plumbing.precision import float64_scope
 from bgmm.relabel import relabel_draws
 from bgmm.results import build_inference_data, run_attributes, summarize
 from bgmm.samplers.runner import LazyData, RunOutput, StopRequested
-from bgmm.starts import kmeans_plus_plus_starts, log_joint_scorer, starts_in_model_units
+from bgmm.starts import (
+    kmeans_plus_plus_starts,
+    log_joint_scorer,
+    project_starts,
+    starts_in_model_units,
+)
 
 __all__ = ["run_fit"]
 
@@ -80,7 +85,7 @@ def run_fit(
 ) -> FitResult:
     """Sample and summarise; from ``resumed``'s starts and state when given."""
     priors, priors_name, standardize = _resolve_priors(config, data.shape[1])
-    scaler = Standardizer.fit(data, source=source) if standardize else None
+    scaler = _standardizer(config, data, source) if standardize else None
     if resumed is not None:
         starts = resumed.starts  # the start search is done already
     else:
@@ -181,6 +186,16 @@ def log_likelihood_thinning(
     return thinning
 
 
+def _standardizer(config: RunConfig, data: np.ndarray, source: str) -> Standardizer:
+    """The data's Standardizer; for 'spherical' covariances one scale for every column (the
+    root mean variance), so that a multiple of I stays one in data units."""
+    scaler = Standardizer.fit(data, source=source)
+    if config.covariance_type == "spherical":
+        common = float(np.sqrt(np.mean(scaler.scale**2)))
+        scaler = scaler._replace(scale=np.full_like(scaler.scale, common))
+    return scaler
+
+
 def _starts(
     config: RunConfig,
     data: np.ndarray,
@@ -191,9 +206,10 @@ def _starts(
     """One start per chain in model units: ``initial``, or the best-of-M search."""
     if initial is not None:
         center, scale = (scaler.center, scaler.scale) if scaler else (None, None)
-        return starts_in_model_units(initial, config.num_chains, center, scale)
+        starts = starts_in_model_units(initial, config.num_chains, center, scale)
+        return project_starts(starts, config.covariance_type)
     model_data = scaler.transform(data) if scaler else data
-    return kmeans_plus_plus_starts(
+    starts = kmeans_plus_plus_starts(
         config.random_state,
         model_data,
         config.n_components,
@@ -203,8 +219,10 @@ def _starts(
             subsample_rows(model_data, START_SCORE_OBSERVATIONS, config.random_state),
             priors,
             config.target,
+            config.covariance_type,
         ),
     )
+    return project_starts(starts, config.covariance_type)
 
 
 def _sampler_settings(config: RunConfig, data_shape: tuple[int, int]) -> SamplerSettings:
@@ -270,6 +288,7 @@ def _run_record(
     return {
         "sampler": settings.sampler,
         "target": settings.target,
+        "covariance_type": settings.covariance_type,
         "priors": priors_name,
         "adaptation": settings.adaptation,
         "target_accept": settings.target_accept,

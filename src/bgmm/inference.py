@@ -69,6 +69,9 @@ class SamplerSettings(NamedTuple):
     ----------
     sampler : "hmc", "nuts" or "gibbs"
     target : "correct" or "tutorial"
+    covariance_type : "full", "diag", "tied" or "spherical"
+        The structure of the precisions (docs/design.md 1.6): the position, prior and
+        Gibbs conditionals differ, so no two structures share a program.
     dtype : "float64" or "float32"
     num_warmup, num_draws : int
     num_leapfrog_steps : int or None
@@ -89,6 +92,7 @@ class SamplerSettings(NamedTuple):
 
     sampler: Sampler
     target: Target
+    covariance_type: str
     dtype: str
     num_warmup: int
     num_draws: int
@@ -102,28 +106,33 @@ class SamplerSettings(NamedTuple):
     likelihood: LikelihoodForm | None
 
 
-def prepare_data(data: np.ndarray, dtype, likelihood: LikelihoodForm = "auto"):
+def prepare_data(
+    data: np.ndarray, dtype, likelihood: LikelihoodForm = "auto", covariance_type: str = "full"
+):
     """The data in the form the likelihood reads, built once per run.
 
-    "gemm": the features of :mod:`bgmm.model.gemm_likelihood` (N x F, F = 1 + D + D(D+1)/2),
-    faster than "direct" from N = 10^5 on (docs/design.md section 12). "direct": the (N, D)
-    array itself, batched products with each L_k; no feature matrix. "auto": "gemm" unless
-    the feature matrix would exceed FEATURE_MEMORY_BUDGET_BYTES, then "direct".
+    "gemm": the features of :mod:`bgmm.model.gemm_likelihood` (N x F, F = 1 + D + D(D+1)/2
+    for 'full', fewer for the other covariance structures: docs/design.md 1.6), faster than
+    "direct" from N = 10^5 on (docs/design.md section 12). "direct": the (N, D) array
+    itself, batched products with each L_k; no feature matrix. "auto": "gemm" unless the
+    feature matrix would exceed FEATURE_MEMORY_BUDGET_BYTES, then "direct".
     """
     if likelihood not in LIKELIHOOD_FORMS:
         raise ValueError(f"unknown likelihood {likelihood!r}; expected one of {LIKELIHOOD_FORMS}")
     data = np.asarray(data)
-    likelihood = _resolve_likelihood(data.shape, dtype, likelihood)
+    likelihood = _resolve_likelihood(data.shape, dtype, likelihood, covariance_type)
     if likelihood == "gemm":
-        return make_features(data, dtype)
+        return make_features(data, dtype, covariance_type)
     return jnp.asarray(data, dtype)
 
 
-def _resolve_likelihood(shape: tuple[int, int], dtype, likelihood: LikelihoodForm) -> str:
+def _resolve_likelihood(
+    shape: tuple[int, int], dtype, likelihood: LikelihoodForm, covariance_type: str = "full"
+) -> str:
     if likelihood != "auto":
         return likelihood
     n, d = shape
-    size = n * num_features_of(d) * jnp.dtype(dtype).itemsize
+    size = n * num_features_of(d, covariance_type) * jnp.dtype(dtype).itemsize
     return "gemm" if size <= FEATURE_MEMORY_BUDGET_BYTES else "direct"
 
 
@@ -132,13 +141,16 @@ def prepare_sampler_data(data: np.ndarray, settings: SamplerSettings):
     the likelihood's form of them (:func:`prepare_data`)."""
     if settings.sampler == "gibbs":
         return jnp.asarray(data, settings.dtype)
-    return prepare_data(data, settings.dtype, settings.likelihood)
+    return prepare_data(data, settings.dtype, settings.likelihood, settings.covariance_type)
 
 
 def _uses_features(shape: tuple[int, int], settings: SamplerSettings) -> bool:
     return (
         settings.sampler != "gibbs"
-        and _resolve_likelihood(shape, settings.dtype, settings.likelihood) == "gemm"
+        and _resolve_likelihood(
+            shape, settings.dtype, settings.likelihood, settings.covariance_type
+        )
+        == "gemm"
     )
 
 
@@ -147,8 +159,12 @@ def _sampler_data_shapes(shape: tuple[int, int], settings: SamplerSettings):
     n, d = shape
     dtype = settings.dtype
     if _uses_features(shape, settings):
+        structure = settings.covariance_type
+        scatter = jax.ShapeDtypeStruct((d, d), dtype) if structure == "tied" else None
         return Features(
-            jax.ShapeDtypeStruct((n, num_features_of(d)), dtype), jax.ShapeDtypeStruct((d,), dtype)
+            jax.ShapeDtypeStruct((n, num_features_of(d, structure)), dtype),
+            jax.ShapeDtypeStruct((d,), dtype),
+            scatter,
         )
     return jax.ShapeDtypeStruct((n, d), dtype)
 
@@ -170,7 +186,7 @@ def likelihood_data_bytes(shape: tuple[int, int], settings: SamplerSettings) -> 
     """Bytes of what the likelihood reads of data of ``shape`` (N, D): the features, or the
     data themselves."""
     n, d = shape
-    width = num_features_of(d) if _uses_features(shape, settings) else d
+    width = num_features_of(d, settings.covariance_type) if _uses_features(shape, settings) else d
     return n * width * jnp.dtype(settings.dtype).itemsize
 
 
@@ -232,7 +248,7 @@ def sample_posterior(
         make_kernel = _hmc_kernel_factory(priors, settings)
         adaptation = _adaptation(settings)
         # One compiled call, not one small program per operation (each a cache lookup).
-        positions = jax.jit(to_unconstrained)(
+        positions = jax.jit(lambda p: to_unconstrained(p, settings.covariance_type))(
             Params(*(jnp.asarray(p, dtype) for p in initial_params))
         )
         num_dimensions = sum(math.prod(a.shape[1:]) for a in jax.tree.leaves(positions))
@@ -273,9 +289,10 @@ def _hmc_kernel_factory(priors: Priors, settings: SamplerSettings) -> Callable[.
     """HMC or NUTS on the unconstrained posterior: model data -> :class:`Kernel`."""
     num_features = priors.num_features
     priors = priors.astype(settings.dtype)
+    structure = settings.covariance_type
 
     def make_kernel(model_data) -> Kernel:
-        logdensity = make_logdensity(model_data, priors, settings.target)
+        logdensity = make_logdensity(model_data, priors, settings.target, structure)
         if settings.sampler == "nuts":
             step = build_nuts_step(logdensity, settings.max_tree_depth)
         else:
@@ -287,9 +304,9 @@ def _hmc_kernel_factory(priors: Priors, settings: SamplerSettings) -> Callable[.
             )
 
         def record(state, info, tuning):
-            params = to_constrained(state.position, num_features)
+            params = to_constrained(state.position, num_features, structure)
             log_joint = state.logdensity - unconstrained_log_det_jacobian(
-                state.position, num_features
+                state.position, num_features, structure
             )
             extra = (
                 {"tree_depth": info.num_trajectory_expansions}
@@ -301,7 +318,8 @@ def _hmc_kernel_factory(priors: Priors, settings: SamplerSettings) -> Callable[.
                 "means": params.means,
                 "chol_precision": params.chol_precision,
                 "lp": log_joint,
-                "data_log_likelihood": log_joint - log_prior(params, priors, settings.target),
+                "data_log_likelihood": log_joint
+                - log_prior(params, priors, settings.target, structure),
                 "lp_target": state.logdensity,
                 "acceptance_rate": info.acceptance_rate,
                 "diverging": info.is_divergent,
@@ -331,7 +349,7 @@ def _gibbs_kernel_factory(priors: Priors, settings: SamplerSettings) -> Callable
     dtype = jnp.dtype(settings.dtype)
 
     def make_kernel(model_data) -> Kernel:
-        init, step = build_gibbs_kernel(model_data, priors)
+        init, step = build_gibbs_kernel(model_data, priors, settings.covariance_type)
 
         def record(state, info, tuning):
             del tuning

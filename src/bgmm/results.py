@@ -282,7 +282,8 @@ def _flat_parameters(posterior: xr.Dataset) -> tuple[np.ndarray, list[str]]:
     """The diagnosed parameters, shape (C, S, P), and their P display names.
 
     P = K weights, K * D means and the K * D (D + 1) / 2 entries of the lower triangle of each
-    Cholesky factor L_k, in that order.
+    Cholesky factor L_k, in that order; entries below the diagonal that are zero in every draw
+    (the 'diag' and 'spherical' covariance structures, docs/design.md 1.6) are left out.
     """
     features = [str(f) for f in posterior["feature"].values]
     columns, names = [], []
@@ -300,6 +301,8 @@ def _flat_parameters(posterior: xr.Dataset) -> tuple[np.ndarray, list[str]]:
     for c in range(k):
         for i in range(len(features)):
             for j in range(i + 1):
+                if j < i and not np.any(chol[..., c, i, j]):
+                    continue  # structurally zero
                 columns.append(chol[..., c, i, j])
                 names.append(f"chol_precision[{c}, {features[i]}, {features[j]}]")
     return np.stack(columns, axis=-1), names

@@ -15,10 +15,16 @@ from collections.abc import Callable
 import numpy as np
 
 from bgmm.errors import UserError
+from bgmm.model.covariance import project_chol_precision
 from bgmm.model.priors import Priors
 from bgmm.model.transforms import Params
 
-__all__ = ["kmeans_plus_plus_starts", "log_joint_scorer", "starts_in_model_units"]
+__all__ = [
+    "kmeans_plus_plus_starts",
+    "log_joint_scorer",
+    "project_starts",
+    "starts_in_model_units",
+]
 
 
 def _kmeans_plus_plus(rng: np.random.Generator, points: np.ndarray, k: int) -> np.ndarray:
@@ -119,10 +125,11 @@ def kmeans_plus_plus_starts(
 
 
 def log_joint_scorer(
-    data: np.ndarray, priors: Priors, target: str
+    data: np.ndarray, priors: Priors, target: str, covariance_type: str = "full"
 ) -> Callable[[Params], np.ndarray]:
     """The ``score`` of :func:`kmeans_plus_plus_starts`: log joint of M candidates on
-    ``data`` (N, D), as (M,)."""
+    ``data`` (N, D), as (M,), each projected onto ``covariance_type`` first
+    (:func:`project_starts`)."""
     import jax
     import jax.numpy as jnp
 
@@ -134,9 +141,21 @@ def log_joint_scorer(
     # be written into the on-disk compilation cache with the program.
     @jax.jit
     def score(candidates: Params, y: jax.Array) -> jax.Array:
-        return jax.vmap(lambda p: log_joint(p, y, priors, target))(candidates)
+        return jax.vmap(lambda p: log_joint(p, y, priors, target, covariance_type))(candidates)
 
-    return lambda candidates: score(Params(*(jnp.asarray(a) for a in candidates)), y)
+    def scorer(candidates: Params) -> np.ndarray:
+        candidates = project_starts(candidates, covariance_type)
+        return score(Params(*(jnp.asarray(a) for a in candidates)), y)
+
+    return scorer
+
+
+def project_starts(starts: Params, covariance_type: str) -> Params:
+    """Starts with full covariances projected onto a covariance structure (numpy float64):
+    'diag' keeps each covariance's diagonal, 'spherical' its mean variance, 'tied' pools
+    them with the weights (:func:`bgmm.model.covariance.project_chol_precision`)."""
+    weights, means, chol = (np.asarray(a, np.float64) for a in starts)
+    return Params(weights, means, project_chol_precision(chol, weights, covariance_type))
 
 
 def starts_in_model_units(

@@ -271,13 +271,17 @@ def summary(args) -> int:
     attrs = dict(posterior.attrs)
     if args.json:
         record = {k: attrs.get(k) for k in ("sampler", "target", "num_warmup", "priors", "dtype")}
+        record["covariance_type"] = attrs.get("covariance_type", "full")
         record.update(summary)
         for key in ("compile_seconds", "sampling_seconds", "total_seconds"):
             record[key] = attrs.get(key)
         print(to_json({k: _plain(v) for k, v in record.items()}))
     else:
         shown = ("sampler", "target", "adaptation", "num_chains", "num_warmup", "num_draws")
-        print(format_summary(summary, {k: attrs[k] for k in shown if k in attrs}))
+        settings = {k: attrs[k] for k in shown if k in attrs}
+        if attrs.get("covariance_type", "full") != "full":
+            settings["covariance_type"] = attrs["covariance_type"]
+        print(format_summary(summary, settings))
     return 0
 
 

@@ -13,10 +13,16 @@ from storing and re-reading the N x K intermediates it would otherwise keep; the
 from the parameters to W is differentiated by JAX. The features are built once per data set,
 around the data's mean, because the expanded quadratic loses precision when |y| is large
 compared with the spread.
+
+Structured covariances (docs/design.md 1.6) need fewer features: 'diag' the squares y_ij^2
+(F = 1 + 2 D), 'spherical' ||y_i||^2 (F = D + 2), 'tied' none, because its quadratic term
+-0.5 y_i' P y_i is the same for every component and leaves the logsumexp: it sums to
+-0.5 <P, Q> with Q = sum_i y_i y_i' (F = 1 + D, and Q kept beside Phi).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import NamedTuple
 
@@ -43,21 +49,31 @@ class Features(NamedTuple):
 
     Attributes
     ----------
-    phi : array, shape (N, F), F = 1 + D + D (D + 1) / 2
+    phi : array, shape (N, F), F = 1 + D + D (D + 1) / 2 (``num_features_of``)
     center : array, shape (D,)
         The point the features were built around (the data's mean).
+    scatter : array, shape (D, D), or None
+        Q = sum_i y_i y_i' of the centred data: 'tied' only, whose quadratic term is
+        the same for every component and not among the features.
     """
 
     phi: jax.Array
     center: jax.Array
+    scatter: jax.Array | None = None
 
 
-def num_features_of(num_dims: int) -> int:
-    """F for D dimensions."""
-    return 1 + num_dims + num_dims * (num_dims + 1) // 2
+def num_features_of(num_dims: int, covariance_type: str = "full") -> int:
+    """F for D dimensions and a covariance structure (docs/design.md 1.4, 1.6)."""
+    quadratic = {
+        "full": num_dims * (num_dims + 1) // 2,
+        "diag": num_dims,
+        "spherical": 1,
+        "tied": 0,
+    }[covariance_type]
+    return 1 + num_dims + quadratic
 
 
-def make_features(data, dtype=jnp.float64) -> Features:
+def make_features(data, dtype=jnp.float64, covariance_type: str = "full") -> Features:
     """Features of ``data`` (N, D), built once per run in ``dtype``.
 
     The data are centred on the host in float64, then the features are built on the
@@ -67,24 +83,46 @@ def make_features(data, dtype=jnp.float64) -> Features:
     data = np.asarray(data, dtype=np.float64)
     n, d = data.shape
     center = data.mean(axis=0) if n else np.zeros(d)
-    phi = _features_of_centred(jnp.asarray(data - center, dtype))
-    return Features(phi, jnp.asarray(center, dtype))
+    centred = jnp.asarray(data - center, dtype)
+    phi = _features_of_centred(centred, covariance_type)
+    scatter = _scatter(centred) if covariance_type == "tied" else None
+    return Features(phi, jnp.asarray(center, dtype), scatter)
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _features_of_centred(y: jax.Array, covariance_type: str = "full") -> jax.Array:
+    ones = jnp.ones((y.shape[0], 1), y.dtype)
+    if covariance_type == "full":
+        rows, cols = np.triu_indices(y.shape[1])
+        quadratic = [y[:, rows] * y[:, cols]]
+    elif covariance_type == "diag":
+        quadratic = [y * y]
+    elif covariance_type == "spherical":
+        quadratic = [jnp.sum(y * y, axis=1, keepdims=True)]
+    else:
+        quadratic = []
+    return jnp.concatenate([ones, y, *quadratic], axis=1)
 
 
 @jax.jit
-def _features_of_centred(y: jax.Array) -> jax.Array:
-    rows, cols = np.triu_indices(y.shape[1])
-    ones = jnp.ones((y.shape[0], 1), y.dtype)
-    return jnp.concatenate([ones, y, y[:, rows] * y[:, cols]], axis=1)
+def _scatter(y: jax.Array) -> jax.Array:
+    return y.T @ y
 
 
-def component_weights(params: Params, center: jax.Array) -> jax.Array:
+def component_weights(
+    params: Params, center: jax.Array, covariance_type: str = "full"
+) -> jax.Array:
     """W (K, F): a_ik = phi_i . w_k for the features built around ``center``.
+
+    For 'tied' a_ik - phi_i . w_k = -0.5 y_i' P y_i, the same for every k
+    (:func:`gemm_log_likelihood` adds it).
 
     Parameters
     ----------
     params : Params with shapes (K,), (K, D), (K, D, D)
     center : array, shape (D,)
+    covariance_type : str
+        The structure of ``params`` and of the features (:func:`make_features`).
 
     Returns
     -------
@@ -92,6 +130,8 @@ def component_weights(params: Params, center: jax.Array) -> jax.Array:
     """
     d = params.means.shape[-1]
     chol = params.chol_precision
+    if covariance_type != "full":
+        return _structured_weights(params, center, covariance_type)
     precision = chol @ jnp.swapaxes(chol, -1, -2)
     mu = params.means - center
     p_mu = jnp.einsum("kde,ke->kd", precision, mu)
@@ -103,6 +143,32 @@ def component_weights(params: Params, center: jax.Array) -> jax.Array:
     # y' P y = sum_j P_jj y_j^2 + 2 sum_{j<l} P_jl y_j y_l
     quad = jnp.where(rows == cols, -0.5, -1.0) * precision[:, rows, cols]
     return jnp.concatenate([const[:, None], p_mu, quad], axis=1)
+
+
+def _structured_weights(params: Params, center: jax.Array, covariance_type: str) -> jax.Array:
+    """:func:`component_weights` for 'diag', 'spherical' and 'tied' (docs/design.md 1.6)."""
+    d = params.means.shape[-1]
+    chol = params.chol_precision
+    mu = params.means - center
+    if covariance_type == "tied":
+        chol = chol[0]
+        p_mu = mu @ (chol @ chol.T)  # P symmetric
+        log_det = jnp.sum(jnp.log(jnp.diagonal(chol)))
+    else:
+        if covariance_type == "diag":
+            scales = jnp.diagonal(chol, axis1=-2, axis2=-1)  # (K, D)
+        else:
+            scales = chol[:, :1, 0]  # (K, 1)
+        tau = scales * scales
+        p_mu = tau * mu
+        log_det = jnp.sum(jnp.log(jnp.diagonal(chol, axis1=-2, axis2=-1)), axis=-1)
+    const = (
+        jnp.log(params.weights) + log_det - 0.5 * d * LOG_2PI - 0.5 * jnp.sum(mu * p_mu, axis=-1)
+    )
+    parts = [const[:, None], p_mu]
+    if covariance_type != "tied":
+        parts.append(-0.5 * tau)
+    return jnp.concatenate(parts, axis=1)
 
 
 # Up to this many logits (N K), they are laid out K x N (one row per component) rather than
@@ -168,16 +234,28 @@ def _sum_logsumexp_bwd(statistics, cotangent):
 _sum_logsumexp.defvjp(_sum_logsumexp_fwd, _sum_logsumexp_bwd)
 
 
-def gemm_log_likelihood(params: Params, features: Features) -> jax.Array:
+def gemm_log_likelihood(
+    params: Params, features: Features, covariance_type: str = "full"
+) -> jax.Array:
     """log p(y | params) by two GEMMs; equal to :func:`bgmm.model.log_likelihood`.
 
     Parameters
     ----------
     params : Params with shapes (K,), (K, D), (K, D, D)
-    features : Features from :func:`make_features`
+    features : Features from :func:`make_features` for ``covariance_type``
+    covariance_type : str
+        The structure of ``params``; full features serve every structure.
 
     Returns
     -------
     scalar array
     """
-    return _sum_logsumexp(component_weights(params, features.center), features.phi)
+    d = params.means.shape[-1]
+    if features.phi.shape[1] == num_features_of(d, "full") and features.scatter is None:
+        covariance_type = "full"  # full features: the general weights (D = 1: all alike)
+    weights = component_weights(params, features.center, covariance_type)
+    value = _sum_logsumexp(weights, features.phi)
+    if covariance_type == "tied":
+        chol = params.chol_precision[0]
+        value = value - 0.5 * jnp.sum((chol @ chol.T) * features.scatter)
+    return value

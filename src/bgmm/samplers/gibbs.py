@@ -19,6 +19,10 @@ parameters, so the state is the same :class:`~bgmm.model.transforms.Params` HMC 
 Empty components (n_k = 0) draw from their prior. A sweep costs O(N K D^2): one product of
 the data with all K Cholesky factors (the logits) and two of the one-hot assignments with
 the data (the sums and the scatter matrices); no Python loop over components or points.
+
+The other covariance structures ('tied', 'diag', 'spherical') share z, theta and mu and
+draw their precisions from their own conjugate conditionals (docs/design.md 1.6: a pooled
+Wishart, or Gammas per entry or per component); the state stays full Cholesky factors.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import numpy as np
 from jax.scipy.linalg import cho_solve, solve_triangular
 from jax.scipy.special import logsumexp
 
+from bgmm.model.covariance import check_covariance_type, gamma_prior
 from bgmm.model.density import log_prior
 from bgmm.model.likelihood import component_log_joint
 from bgmm.model.priors import Priors
@@ -463,7 +468,11 @@ def sample_precision_cholesky(
 
 
 def gibbs_sweep(
-    rng_key: jax.Array, params: Params, data: jax.Array, priors: Priors
+    rng_key: jax.Array,
+    params: Params,
+    data: jax.Array,
+    priors: Priors,
+    covariance_type: str = "full",
 ) -> tuple[Params, jax.Array]:
     """One full sweep z, theta, mu, T, each drawn given the latest values of the others.
 
@@ -474,11 +483,14 @@ def gibbs_sweep(
     ----------
     rng_key : PRNG key
     params : Params with shapes (K,), (K, D), (K, D, D), dtype of ``data``
-        chol_precision lower triangular with positive diagonal.
+        chol_precision lower triangular with positive diagonal, of the structure
+        ``covariance_type`` names.
     data : array, shape (N, D)
         Its dtype is the dtype of every computation.
     priors : Priors
         Their arrays are cast to the dtype of ``data`` here.
+    covariance_type : "full", "diag", "tied" or "spherical"
+        Which precision conditional the sweep draws (docs/design.md 1.6).
 
     Returns
     -------
@@ -486,6 +498,8 @@ def gibbs_sweep(
         The new draw.
     num_occupied : int32 array, shape ()
     """
+    if covariance_type != "full":
+        return _structured_sweep(rng_key, params, data, priors, covariance_type)
     dtype = data.dtype
     num_components, d = params.means.shape
     scale_inv = jnp.asarray(np.linalg.inv(np.asarray(priors.wishart_scale, np.float64)), dtype)
@@ -516,8 +530,74 @@ def gibbs_sweep(
     return Params(weights, means, chol_precision), num_occupied
 
 
+def _structured_sweep(
+    rng_key: jax.Array, params: Params, data: jax.Array, priors: Priors, covariance_type: str
+) -> tuple[Params, jax.Array]:
+    """:func:`gibbs_sweep` for 'diag', 'tied' and 'spherical' (docs/design.md 1.6).
+
+    z, theta and mu as for 'full' (mu | T uses the structured T_k = L_k L_k'); then
+
+        tied       T | mu, z, y     ~ Wishart(nu + N, (S^{-1} + sum_k R_k)^{-1})
+        diag       tau_kd | ...     ~ Gamma(a + n_k / 2, b_d + R_k,dd / 2)
+        spherical  tau_k | ...      ~ Gamma(a + n_k D / 2, b + tr(R_k) / 2)
+
+    with (a, b) from :func:`bgmm.model.covariance.gamma_prior`. theta's Gammas and the
+    precision's Gammas (or Bartlett diagonals) come from one ``loggamma`` call.
+    """
+    dtype = data.dtype
+    num_components, d = params.means.shape
+    key_z, key_gamma, key_mu, key_normal = jax.random.split(rng_key, 4)
+
+    assignments = sample_assignments(key_z, component_log_joint(params, data))
+    one_hot, counts, sums = sufficient_statistics(assignments, data, num_components)
+    alpha = dirichlet_concentration(priors.concentration, counts)  # (K,)
+    if covariance_type == "tied":
+        total = jnp.sum(counts)
+        precision_shapes = bartlett_shapes(jnp.asarray(priors.wishart_df, dtype) + total, d)
+    else:
+        shape, rate = gamma_prior(priors, covariance_type)
+        per_dim = counts if covariance_type == "diag" else counts * d
+        width = d if covariance_type == "diag" else 1
+        precision_shapes = jnp.broadcast_to(
+            (jnp.asarray(shape, dtype) + 0.5 * per_dim)[:, None], (num_components, width)
+        ).reshape(-1)
+    log_gamma = jax.random.loggamma(
+        key_gamma, jnp.concatenate([alpha, precision_shapes]), dtype=dtype
+    )
+    weights = weights_from_log_gamma(log_gamma[:num_components])
+    log_gamma_precision = log_gamma[num_components:]
+    means = sample_means(
+        key_mu,
+        params.chol_precision,
+        counts,
+        sums,
+        jnp.asarray(priors.mean_loc, dtype),
+        priors.mean_scale,
+    )
+    centred = data - means[assignments]
+    eye = jnp.eye(d, dtype=dtype)
+    if covariance_type == "tied":
+        scale_inv = jnp.asarray(np.linalg.inv(np.asarray(priors.wishart_scale, np.float64)), dtype)
+        scatter = centred.T @ centred  # sum_k R_k
+        normal = jax.random.normal(key_normal, (d, d), dtype)
+        chol = cholesky_of_inverse(scale_inv + scatter) @ bartlett_factor(
+            log_gamma_precision, normal
+        )
+        chol_precision = jnp.broadcast_to(chol, (num_components, d, d))
+    else:
+        squares = one_hot.T @ (centred * centred)  # (K, D): R_k,dd
+        if covariance_type == "spherical":
+            squares = jnp.sum(squares, axis=1, keepdims=True)  # tr(R_k)
+        posterior_rate = jnp.asarray(rate, dtype) + 0.5 * squares
+        log_tau = log_gamma_precision.reshape(posterior_rate.shape) - jnp.log(posterior_rate)
+        scales = jnp.exp(0.5 * log_tau)  # sqrt(tau), (K, D) or (K, 1)
+        chol_precision = scales[:, None, :] * eye
+    num_occupied = jnp.sum(counts > 0).astype(jnp.int32)
+    return Params(weights, means, chol_precision), num_occupied
+
+
 def build_gibbs_kernel(
-    data: jax.Array, priors: Priors
+    data: jax.Array, priors: Priors, covariance_type: str = "full"
 ) -> tuple[
     Callable[[Params], GibbsState],
     Callable[[jax.Array, GibbsState], tuple[GibbsState, GibbsInfo]],
@@ -534,6 +614,7 @@ def build_gibbs_kernel(
         N may be 0: the sweep then draws from the prior.
     priors : Priors
         Cast to the data's dtype here.
+    covariance_type : "full", "diag", "tied" or "spherical" (docs/design.md 1.6)
 
     Returns
     -------
@@ -543,20 +624,21 @@ def build_gibbs_kernel(
         ``step(rng_key, state: GibbsState) -> (GibbsState, GibbsInfo)``, one sweep
         (z, theta, mu, T, in that order). Both are pure: jit and vmap them over chains.
     """
+    check_covariance_type(covariance_type)
     data = jnp.asarray(data)
     dtype = data.dtype
     priors = priors.astype(dtype)
 
     def evaluate(params: Params) -> GibbsState:
         log_likelihood = jnp.sum(logsumexp(component_log_joint(params, data), axis=0))
-        log_joint = log_prior(params, priors, "correct") + log_likelihood
+        log_joint = log_prior(params, priors, "correct", covariance_type) + log_likelihood
         return GibbsState(params, log_joint, log_likelihood)
 
     def init(params: Params) -> GibbsState:
         return evaluate(Params(*(jnp.asarray(p, dtype) for p in params)))
 
     def step(rng_key: jax.Array, state: GibbsState) -> tuple[GibbsState, GibbsInfo]:
-        params, num_occupied = gibbs_sweep(rng_key, state.params, data, priors)
+        params, num_occupied = gibbs_sweep(rng_key, state.params, data, priors, covariance_type)
         return evaluate(params), GibbsInfo(num_occupied)
 
     return init, step
