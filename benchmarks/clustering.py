@@ -336,6 +336,28 @@ def run_bgmm(x, y, k, priors, seed, draws: dict) -> dict:
     }
 
 
+def run_select(x, y, max_k: int, seed: int, covariance_types: list[str]) -> dict:
+    """``bgmm.select`` over K = 1..max_k (default priors): the chosen model and its ARI."""
+    from sklearn.metrics import adjusted_rand_score
+
+    import bgmm
+
+    t = time.perf_counter()
+    try:
+        selection = bgmm.select(x, range(1, max_k + 1), covariance_types, random_state=seed)
+    except Exception as error:  # a failed run is a result too
+        return {"error": f"{type(error).__name__}: {error}"}
+    model = selection.model
+    return {
+        "chosen_k": selection.best["k"],
+        "chosen_covariance": selection.best["covariance"],
+        "ari": float(adjusted_rand_score(y, model.predict(x))),
+        "table": selection.table,
+        "converged": bool(model.converged_),
+        "seconds": time.perf_counter() - t,
+    }
+
+
 # ---------------------------------------------------------------------------------------
 
 
@@ -357,6 +379,14 @@ def parser() -> argparse.ArgumentParser:
         help="bgmm at K + this many components (over-fitted K; default 0: the true K)",
     )
     p.add_argument("--no-reference", action="store_true", help="bgmm only (no mclust, sklearn)")
+    p.add_argument(
+        "--select",
+        type=int,
+        default=0,
+        metavar="KMAX",
+        help="instead of fixed-K fits, bgmm.select over K = 1..KMAX (default priors)",
+    )
+    p.add_argument("--covariance", default="full", help="structures for --select, comma-separated")
     p.add_argument("--append", action="store_true", help="add to the rows of --out")
     p.add_argument(
         "--report", action="store_true", help="print the markdown tables of --out, run nothing"
@@ -431,6 +461,16 @@ def main() -> None:
                 rec = run_sklearn(z, y, k)
                 results["rows"].append({**base, "method": "sklearn", **rec})
                 save(opts.out, results)
+            if opts.select:
+                for seed in seeds:
+                    log(f"{name}: bgmm select K = 1..{opts.select}, seed {seed}")
+                    types = opts.covariance.split(",")
+                    rec = run_select(x, y, opts.select, seed, types)
+                    results["rows"].append({**base, "method": "bgmm_select", "seed": seed, **rec})
+                    keys = ("chosen_k", "chosen_covariance", "ari", "seconds", "error")
+                    log(f"  {json.dumps({key: rec.get(key) for key in keys})}")
+                    save(opts.out, results)
+                continue
             for seed in seeds:
                 for cand in candidates:
                     log(f"{name}: bgmm {cand} seed {seed}")
