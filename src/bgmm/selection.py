@@ -14,6 +14,7 @@ data cannot tell them apart and the simpler one is easier to read.
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -342,14 +343,17 @@ def _score(models, seconds) -> list[dict[str, Any]]:
                 "(--log-likelihood) or on a subsample of the rows",
                 option="store_log_likelihood",
             )
-        loo = az.loo(idata, pointwise=True)
+        with warnings.catch_warnings():
+            # Said once per model in its warnings below, with the count, not per call.
+            warnings.filterwarnings("ignore", "Estimated shape parameter of Pareto", UserWarning)
+            loo = az.loo(idata, pointwise=True)
         pointwise[k, covariance] = np.asarray(loo.loo_i).ravel()
         pareto_k = np.asarray(loo.pareto_k).ravel()
         summary = model.result_.summary
-        warnings = list(summary["warnings"])
+        notes = list(summary["warnings"])
         bad = int(np.sum(pareto_k > PARETO_K_LIMIT))
         if bad:
-            warnings.append(
+            notes.append(
                 f"{bad} observation(s) with Pareto k > {PARETO_K_LIMIT}: their LOO terms, and "
                 "so elpd_loo, are unreliable"
             )
@@ -367,7 +371,7 @@ def _score(models, seconds) -> list[dict[str, Any]]:
                 "ess_bulk_min": summary["ess_bulk_min"],
                 "converged": bool(model.converged_),
                 "seconds": seconds[k, covariance],
-                "warnings": warnings,
+                "warnings": notes,
             }
         )
     rows.sort(key=lambda row: -row["elpd_loo"])
