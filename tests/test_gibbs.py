@@ -20,7 +20,7 @@ from scipy import stats
 
 import bgmm  # noqa: F401  (turns on float64)
 from bgmm.model import Params, Priors, component_log_joint, log_joint, tutorial_priors
-from bgmm.samplers import gibbs
+from bgmm.samplers import gibbs, gibbs_precisions
 from bgmm.samplers.gibbs import (
     GibbsInfo,
     GibbsState,
@@ -253,6 +253,14 @@ class _Called(Exception):
     pass
 
 
+def _refuse_everywhere(monkeypatch, name):
+    """``name`` refused wherever the sweep's modules look it up (gibbs imports the
+    precisions' helpers from gibbs_precisions)."""
+    for module in (gibbs, gibbs_precisions):
+        if hasattr(module, name):
+            monkeypatch.setattr(module, name, _refuse(name))
+
+
 def _refuse(name):
     def refuse(*args, **kwargs):
         raise _Called(name)
@@ -273,7 +281,7 @@ def _trace_sweep():
 @pytest.mark.parametrize("name", SWEEP_HELPERS)
 def test_sweep_calls_the_tested_helper(name, monkeypatch):
     _trace_sweep()  # the unpatched sweep traces
-    monkeypatch.setattr(gibbs, name, _refuse(name))
+    _refuse_everywhere(monkeypatch, name)
     with pytest.raises(_Called, match=name):
         _trace_sweep()
 
@@ -294,7 +302,7 @@ def test_unit_tested_samplers_share_the_sweeps_helpers(sampler, helper, monkeypa
         "sample_weights": (jnp.array([2.0, 3.0]), counts),
         "sample_precision_cholesky": (counts, jnp.zeros((2, 2, 2)), 5.0, jnp.eye(2)),
     }[sampler]
-    monkeypatch.setattr(gibbs, helper, _refuse(helper))
+    _refuse_everywhere(monkeypatch, helper)
     with pytest.raises(_Called, match=helper):
         jax.eval_shape(lambda k: getattr(gibbs, sampler)(k, *args), jax.random.key(0))
 
