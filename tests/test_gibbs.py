@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from geweke import geweke_draws
 from priors_for_tests import TEST_PRIORS
 from scipy import stats
 
@@ -351,45 +352,14 @@ def _prior_draw(rng: np.random.Generator, priors: Priors) -> Params:
     return Params(weights, means, np.linalg.cholesky(t))
 
 
-def _data_draw(rng_key, params: Params, num_samples: int) -> jax.Array:
-    key_z, key_y = jax.random.split(rng_key)
-    z = jax.random.categorical(key_z, jnp.log(params.weights), shape=(num_samples,))
-    eps = jax.random.normal(key_y, (num_samples, params.means.shape[-1]))
-    # y = mu + L'^{-1} eps: solve L' x = eps per observation.
-    chol = params.chol_precision[z]
-    x = jax.vmap(lambda c, e: jax.scipy.linalg.solve_triangular(c, e, lower=True, trans="T"))(
-        chol, eps
-    )
-    return params.means[z] + x
-
-
 def _geweke_draws(priors: Priors, seed: int, num_steps: int) -> tuple[Params, np.ndarray]:
-    """Params after each sweep, and the mean of the data that sweep conditioned on.
-
-    Both (params_t, y_t) and (y_{t-1}, params_t) are draws from the joint when the kernel is
-    right; the second pair also tests how a sweep uses the data.
-    """
-
-    def chain(params, rng_key):
-        key_data, key_run = jax.random.split(rng_key)
-        data = _data_draw(key_data, params, GEWEKE_N)
-
-        def body(carry, key):
-            params, data = carry
-            key_sweep, key_data = jax.random.split(key)
-            params, _ = gibbs_sweep(key_sweep, params, data, priors)
-            data_mean = jnp.mean(data, axis=0)
-            data = _data_draw(key_data, params, GEWEKE_N)
-            return (params, data), (params, data_mean)
-
-        return jax.lax.scan(body, (params, data), jax.random.split(key_run, num_steps))[1]
-
     rng = np.random.default_rng(seed)
     starts = [_prior_draw(rng, priors) for _ in range(GEWEKE_CHAINS)]
-    starts = Params(*(jnp.asarray(np.stack(a)) for a in zip(*starts, strict=True)))
-    keys = jax.random.split(jax.random.key(seed), GEWEKE_CHAINS)
-    params, data_mean = jit(jax.vmap(chain))(starts, keys)
-    return Params(*(np.asarray(a) for a in params)), np.asarray(data_mean)
+
+    def sweep(key, params, data):
+        return gibbs_sweep(key, params, data, priors)[0]
+
+    return geweke_draws(sweep, starts, seed, num_steps, GEWEKE_N)
 
 
 def _geweke_z(draws: Params, data_mean: np.ndarray, priors: Priors, z_scores):

@@ -96,3 +96,22 @@ def test_label_invariant_lines_keep_the_log_density_digits(printed):
     _, text = printed
     line = next(line for line in text.splitlines() if line.strip().startswith("lp:"))
     assert re.search(r"mean -1234\d\.\d", line), line
+
+
+@pytest.mark.parametrize(
+    ("structure", "expected"),
+    [
+        ("full", ["[0, mass, mass]", "[0, rate, mass]", "[0, rate, rate]", "[1, mass, mass]"]),
+        ("diag", ["[0, mass, mass]", "[0, rate, rate]", "[1, mass, mass]", "[1, rate, rate]"]),
+        ("tied", ["[tied, mass, mass]", "[tied, rate, mass]", "[tied, rate, rate]"]),
+        ("spherical", ["[0, all]", "[1, all]"]),
+    ],
+)
+def test_table_lists_each_free_precision_entry_once(structure, expected):
+    """A structure's tied or repeated entries are one row each, named for what they are."""
+    idata = _idata()
+    idata.posterior.attrs["covariance_type"] = structure
+    names = [p["name"] for p in summarize(idata)["parameters"]]
+    precision = [n.removeprefix("chol_precision") for n in names if n.startswith("chol")]
+    assert precision[: len(expected)] == expected
+    assert len(precision) == {"full": 6, "diag": 4, "tied": 3, "spherical": 2}[structure]

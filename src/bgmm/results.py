@@ -281,11 +281,13 @@ def _check_sample_stats(stats: xr.Dataset, num_chains: int, num_draws: int) -> N
 def _flat_parameters(posterior: xr.Dataset) -> tuple[np.ndarray, list[str]]:
     """The diagnosed parameters, shape (C, S, P), and their P display names.
 
-    P = K weights, K * D means and the K * D (D + 1) / 2 entries of the lower triangle of each
-    Cholesky factor L_k, in that order; entries below the diagonal that are zero in every draw
-    (the 'diag' and 'spherical' covariance structures, docs/design.md 1.6) are left out.
+    P = K weights, K * D means and the free entries of the Cholesky factors L_k, in that
+    order: the lower triangle of each L_k for 'full', its diagonal for 'diag', the lower
+    triangle of the one shared factor for 'tied' (named ``chol_precision[tied, i, j]``) and
+    one scale per component for 'spherical' (``chol_precision[k, all]``), docs/design.md 1.6.
     """
     features = [str(f) for f in posterior["feature"].values]
+    structure = str(posterior.attrs.get("covariance_type", "full"))
     columns, names = [], []
     weights = posterior["weights"].values
     k = weights.shape[-1]
@@ -298,13 +300,16 @@ def _flat_parameters(posterior: xr.Dataset) -> tuple[np.ndarray, list[str]]:
             columns.append(means[..., c, i])
             names.append(f"means[{c}, {f}]")
     chol = posterior["chol_precision"].values
-    for c in range(k):
+    for c in range(1 if structure == "tied" else k):
+        label = "tied" if structure == "tied" else str(c)
+        if structure == "spherical":
+            columns.append(chol[..., c, 0, 0])
+            names.append(f"chol_precision[{label}, all]")
+            continue
         for i in range(len(features)):
-            for j in range(i + 1):
-                if j < i and not np.any(chol[..., c, i, j]):
-                    continue  # structurally zero
+            for j in range(i if structure == "diag" else 0, i + 1):
                 columns.append(chol[..., c, i, j])
-                names.append(f"chol_precision[{c}, {features[i]}, {features[j]}]")
+                names.append(f"chol_precision[{label}, {features[i]}, {features[j]}]")
     return np.stack(columns, axis=-1), names
 
 
