@@ -271,3 +271,33 @@ def test_a_default_changed_between_processes_is_not_served_a_stale_program(tmp_p
     # A higher acceptance target adapts a smaller step. Not a z-test: adapted step sizes
     # estimate no known quantity (no truth, no MCSE); measured eager / usual = 0.50.
     assert eager < 0.7 * usual
+
+
+def _fit_rows(tmp_path, cache, num_rows: int) -> set[str]:
+    """``bgmm fit`` of the first ``num_rows`` tutorial rows; the program records after it."""
+    from bgmm.tutorial import tutorial_data
+
+    path = tmp_path / f"rows{num_rows}.csv"
+    np.savetxt(path, tutorial_data(1300)[:num_rows], delimiter=",")
+    env = dict(os.environ, BGMM_CACHE_DIR=str(cache))
+    command = [sys.executable, "-m", "bgmm.cli", "fit", str(path), *ARGS[1:]]
+    done = subprocess.run(
+        [*command, "--out", str(tmp_path / f"out{num_rows}")],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return {e for e in _files(cache) if e.startswith("programs")}
+
+
+def test_a_slightly_larger_data_set_reuses_the_stored_programs(tmp_path):
+    """1,000 and 1,100 rows are both padded to 1,200 (docs/design.md 5.1): the second
+    process compiles no sampler program; 1,300 rows (padded to 1,500) compile the two that
+    read the data (init and steps)."""
+    cache = tmp_path / "cache"
+    first = _fit_rows(tmp_path, cache, 1000)
+    assert len(first) == 3
+    assert _fit_rows(tmp_path, cache, 1100) == first
+    assert len(_fit_rows(tmp_path, cache, 1300) - first) == 2

@@ -7,6 +7,7 @@ import pytest
 
 from bgmm.inference import prepare_data
 from bgmm.model import Params, log_likelihood, to_constrained, to_unconstrained
+from bgmm.model.covariance import project_chol_precision
 from bgmm.model.gemm_likelihood import (
     SMALL_LOGITS,
     Features,
@@ -14,6 +15,7 @@ from bgmm.model.gemm_likelihood import (
     gemm_log_likelihood,
     make_features,
 )
+from bgmm.plumbing.batches import PADDED_ROWS_MAX, padded_rows
 
 
 def _random_problem(rng, n, k, d, offset=0.0):
@@ -120,3 +122,44 @@ def test_sum_of_logs_by_blocks(n, k, dtype, rtol):
     got = float(_sum_of_logs(jnp.asarray(totals, dtype), k))
     assert np.isfinite(got)
     np.testing.assert_allclose(got, np.sum(np.log(totals)), rtol=rtol)
+
+
+@pytest.mark.parametrize("structure", ["full", "diag", "tied", "spherical"])
+def test_padding_rows_add_exactly_nothing(structure):
+    """Features padded with zero rows (to the runner's size, and far beyond) give the
+    log-likelihood and its gradient of the data alone, to rounding."""
+    rng = np.random.default_rng(4)
+    data = rng.normal(size=(1000, 3)) * [1.0, 2.0, 0.5] + [3.0, -1.0, 0.0]
+    k = 4
+    chol = np.tril(rng.normal(size=(k, 3, 3)) * 0.3) + 1.5 * np.eye(3)
+    params = project_chol_precision(chol, np.full(k, 0.25), structure)
+    params = Params(
+        jnp.asarray(rng.dirichlet(np.ones(k))),
+        jnp.asarray(rng.normal(size=(k, 3))),
+        jnp.asarray(params),
+    )
+    value_and_grad = jax.jit(
+        jax.value_and_grad(lambda p, f: gemm_log_likelihood(p, f, structure))
+    )
+    exact = value_and_grad(params, make_features(data, covariance_type=structure))
+    for rows in (padded_rows(len(data)), 4096):
+        features = make_features(data, covariance_type=structure, num_rows=rows)
+        padded = value_and_grad(params, features)
+        np.testing.assert_allclose(padded[0], exact[0], rtol=1e-14)
+        for a, b in zip(jax.tree.leaves(padded[1]), jax.tree.leaves(exact[1]), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="fewer than"):
+        make_features(data, num_rows=999)
+
+
+def test_padded_sizes_leave_room_and_waste_little():
+    """Every size from 10 to PADDED_ROWS_MAX pads strictly above itself by at most a quarter, and
+    the sizes never decrease; zero rows, few rows and many rows are never padded."""
+    sizes = np.array([padded_rows(n) for n in range(10, PADDED_ROWS_MAX + 1)])
+    rows = np.arange(10, PADDED_ROWS_MAX + 1)
+    assert np.all(sizes > rows) and np.all(sizes <= 1.25 * rows)
+    assert np.all(np.diff(sizes) >= 0)
+    assert len(np.unique(sizes)) < 60  # a handful of programs for four decades of sizes
+    assert padded_rows(1000) == padded_rows(1100) == 1200
+    for n in (0, 1, 9, PADDED_ROWS_MAX + 1, 10**6):
+        assert padded_rows(n) == n

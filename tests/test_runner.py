@@ -8,6 +8,7 @@ import pytest
 from bgmm.config import RunConfig
 from bgmm.inference import prepare_sampler_data, sample_posterior
 from bgmm.model import Params, tutorial_priors
+from bgmm.plumbing.batches import padded_rows
 from bgmm.samplers.chain_layout import ChainLayout
 from bgmm.samplers.hmc import Tuning
 from bgmm.samplers.runner import Kernel, LazyData, RunnerState, StopRequested, run_chains
@@ -128,7 +129,7 @@ def test_unknown_chain_method_is_refused():
 
 
 def test_data_given_built_or_deferred_give_the_same_draws():
-    """The data as an array, as LazyData (built after compiling) or already prepared."""
+    """The data as an array, as LazyData (built after compiling) or already prepared, padded."""
     y = tutorial_data(200)
     initial = Params(*(np.repeat(a[None], 2, axis=0) for a in tutorial_start()))
     settings = RunConfig(num_warmup=30, num_draws=20, num_leapfrog_steps=4).sampler_settings(
@@ -143,7 +144,8 @@ def test_data_given_built_or_deferred_give_the_same_draws():
     deferred = LazyData(jax.ShapeDtypeStruct(y.shape, y.dtype), lambda: loads.append(1) or y)
     a = draws(y)
     b = draws(deferred)
-    c = draws(prepare_sampler_data(y, settings))
+    # As the runner prepares them: padded to the size its programs serve.
+    c = draws(prepare_sampler_data(y, settings, padded_rows(len(y))))
     assert loads == [1]
     np.testing.assert_allclose(a, b, rtol=1e-12)
     np.testing.assert_allclose(a, c, rtol=1e-12)

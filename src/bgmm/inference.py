@@ -22,6 +22,7 @@ from bgmm.model.transforms import (
     to_unconstrained,
     unconstrained_log_det_jacobian,
 )
+from bgmm.plumbing.batches import padded_rows
 from bgmm.samplers.adaptation import tutorial_step_size_rule, window_adaptation
 from bgmm.samplers.gibbs import build_gibbs_kernel
 from bgmm.samplers.hmc import Tuning, build_hmc_step, init_hmc
@@ -107,22 +108,27 @@ class SamplerSettings(NamedTuple):
 
 
 def prepare_data(
-    data: np.ndarray, dtype, likelihood: LikelihoodForm = "auto", covariance_type: str = "full"
+    data: np.ndarray,
+    dtype,
+    likelihood: LikelihoodForm = "auto",
+    covariance_type: str = "full",
+    num_rows: int | None = None,
 ):
     """The data in the form the likelihood reads, built once per run.
 
     "gemm": the features of :mod:`bgmm.model.gemm_likelihood` (N x F, F = 1 + D + D(D+1)/2
     for 'full', fewer for the other covariance structures: docs/design.md 1.6), faster than
-    "direct" from N = 10^5 on (docs/design.md section 12). "direct": the (N, D) array
-    itself, batched products with each L_k; no feature matrix. "auto": "gemm" unless the
-    feature matrix would exceed FEATURE_MEMORY_BUDGET_BYTES, then "direct".
+    "direct" from N = 10^5 on (docs/design.md section 12), padded with zero rows to
+    ``num_rows`` when given. "direct": the (N, D) array itself, batched products with each
+    L_k; no feature matrix, no padding. "auto": "gemm" unless the feature matrix would
+    exceed FEATURE_MEMORY_BUDGET_BYTES, then "direct".
     """
     if likelihood not in LIKELIHOOD_FORMS:
         raise ValueError(f"unknown likelihood {likelihood!r}; expected one of {LIKELIHOOD_FORMS}")
     data = np.asarray(data)
     likelihood = _resolve_likelihood(data.shape, dtype, likelihood, covariance_type)
     if likelihood == "gemm":
-        return make_features(data, dtype, covariance_type)
+        return make_features(data, dtype, covariance_type, num_rows)
     return jnp.asarray(data, dtype)
 
 
@@ -136,12 +142,15 @@ def _resolve_likelihood(
     return "gemm" if size <= FEATURE_MEMORY_BUDGET_BYTES else "direct"
 
 
-def prepare_sampler_data(data: np.ndarray, settings: SamplerSettings):
+def prepare_sampler_data(data: np.ndarray, settings: SamplerSettings, num_rows: int | None = None):
     """What the sampler reads of ``data`` (N, D): Gibbs the data on the device, HMC and NUTS
-    the likelihood's form of them (:func:`prepare_data`)."""
+    the likelihood's form of them (:func:`prepare_data`; the features padded to
+    ``num_rows``)."""
     if settings.sampler == "gibbs":
         return jnp.asarray(data, settings.dtype)
-    return prepare_data(data, settings.dtype, settings.likelihood, settings.covariance_type)
+    return prepare_data(
+        data, settings.dtype, settings.likelihood, settings.covariance_type, num_rows
+    )
 
 
 def _uses_features(shape: tuple[int, int], settings: SamplerSettings) -> bool:
@@ -154,7 +163,7 @@ def _uses_features(shape: tuple[int, int], settings: SamplerSettings) -> bool:
     )
 
 
-def _sampler_data_shapes(shape: tuple[int, int], settings: SamplerSettings):
+def _sampler_data_shapes(shape: tuple[int, int], settings: SamplerSettings, num_rows: int):
     """Shapes and dtypes of :func:`prepare_sampler_data`'s result, without building it."""
     n, d = shape
     dtype = settings.dtype
@@ -162,7 +171,7 @@ def _sampler_data_shapes(shape: tuple[int, int], settings: SamplerSettings):
         structure = settings.covariance_type
         scatter = jax.ShapeDtypeStruct((d, d), dtype) if structure == "tied" else None
         return Features(
-            jax.ShapeDtypeStruct((n, num_features_of(d, structure)), dtype),
+            jax.ShapeDtypeStruct((num_rows, num_features_of(d, structure)), dtype),
             jax.ShapeDtypeStruct((d,), dtype),
             scatter,
         )
@@ -170,15 +179,20 @@ def _sampler_data_shapes(shape: tuple[int, int], settings: SamplerSettings):
 
 
 def _lazy_sampler_data(data: np.ndarray | LazyData, settings: SamplerSettings) -> LazyData:
-    """What the sampler reads of ``data`` (N, D), made when the runner asks for it."""
+    """What the sampler reads of ``data`` (N, D), made when the runner asks for it.
+
+    The features of HMC and NUTS come padded with zero rows to :func:`padded_rows`, so that
+    one compiled program serves data of nearby sizes (docs/design.md 5.1).
+    """
     if isinstance(data, LazyData):
         shape, load = data.shapes.shape, data.load
     else:
         data = np.asarray(data)
         shape, load = data.shape, lambda: data
+    num_rows = padded_rows(shape[0]) if _uses_features(shape, settings) else shape[0]
     return LazyData(
-        _sampler_data_shapes(shape, settings),
-        lambda: prepare_sampler_data(load(), settings),
+        _sampler_data_shapes(shape, settings, num_rows),
+        lambda: prepare_sampler_data(load(), settings, num_rows),
     )
 
 

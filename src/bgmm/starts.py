@@ -134,13 +134,17 @@ def log_joint_scorer(
     import jax.numpy as jnp
 
     from bgmm.model.density import log_joint
+    from bgmm.model.gemm_likelihood import make_features
+    from bgmm.plumbing.batches import padded_rows
 
-    y = jnp.asarray(data)
+    # Padded as the sampler's features are, so that data of a nearby size reuse the program.
+    dtype = jnp.asarray(data[:0]).dtype
+    y = make_features(data, dtype, covariance_type, padded_rows(len(data)))
 
     # The data are an argument, never a constant of the compiled program: a constant would
     # be written into the on-disk compilation cache with the program.
     @jax.jit
-    def score(candidates: Params, y: jax.Array) -> jax.Array:
+    def score(candidates: Params, y) -> jax.Array:
         return jax.vmap(lambda p: log_joint(p, y, priors, target, covariance_type))(candidates)
 
     def scorer(candidates: Params) -> np.ndarray:

@@ -29,7 +29,6 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.special import logsumexp
 
 from bgmm.model.normal import LOG_2PI, log_det_cholesky
 from bgmm.model.transforms import Params
@@ -73,24 +72,36 @@ def num_features_of(num_dims: int, covariance_type: str = "full") -> int:
     return 1 + num_dims + quadratic
 
 
-def make_features(data, dtype=jnp.float64, covariance_type: str = "full") -> Features:
+def make_features(
+    data, dtype=jnp.float64, covariance_type: str = "full", num_rows: int | None = None
+) -> Features:
     """Features of ``data`` (N, D), built once per run in ``dtype``.
 
     The data are centred on the host in float64, then the features are built on the
     device by one compiled program, so the only large buffer is Phi itself (no numpy
     intermediates of the same size, no second copy on the way to the device).
+
+    ``num_rows`` (>= N) pads Phi with zero rows up to that many, so that one compiled
+    program serves data of several sizes (docs/design.md 5.1). A zero row is no
+    observation: its constant feature is 0 where an observation's is 1, and
+    :func:`gemm_log_likelihood` leaves it out exactly, value and gradient.
     """
     data = np.asarray(data, dtype=np.float64)
     n, d = data.shape
+    num_rows = n if num_rows is None else int(num_rows)
+    if num_rows < n:
+        raise ValueError(f"num_rows {num_rows} is fewer than the {n} rows of the data")
     center = data.mean(axis=0) if n else np.zeros(d)
     centred = jnp.asarray(data - center, dtype)
-    phi = _features_of_centred(centred, covariance_type)
+    phi = _features_of_centred(centred, covariance_type, num_rows - n)
     scatter = _scatter(centred) if covariance_type == "tied" else None
     return Features(phi, jnp.asarray(center, dtype), scatter)
 
 
-@functools.partial(jax.jit, static_argnums=1)
-def _features_of_centred(y: jax.Array, covariance_type: str = "full") -> jax.Array:
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _features_of_centred(
+    y: jax.Array, covariance_type: str = "full", num_padding: int = 0
+) -> jax.Array:
     ones = jnp.ones((y.shape[0], 1), y.dtype)
     if covariance_type == "full":
         rows, cols = np.triu_indices(y.shape[1])
@@ -101,7 +112,8 @@ def _features_of_centred(y: jax.Array, covariance_type: str = "full") -> jax.Arr
         quadratic = [jnp.sum(y * y, axis=1, keepdims=True)]
     else:
         quadratic = []
-    return jnp.concatenate([ones, y, *quadratic], axis=1)
+    phi = jnp.concatenate([ones, y, *quadratic], axis=1)
+    return jnp.pad(phi, ((0, num_padding), (0, 0)))
 
 
 @jax.jit
@@ -189,8 +201,8 @@ def component_logits(weights: jax.Array, phi: jax.Array) -> tuple[jax.Array, int
 
 @jax.custom_vjp
 def _sum_logsumexp(weights: jax.Array, phi: jax.Array) -> jax.Array:
-    logits, component_axis = component_logits(weights, phi)
-    return jnp.sum(logsumexp(logits, axis=component_axis))
+    # The forward pass's value; under jit the unused statistics are compiled away.
+    return _sum_logsumexp_fwd(weights, phi)[0]
 
 
 def _sum_logsumexp_fwd(weights, phi):
@@ -201,6 +213,10 @@ def _sum_logsumexp_fwd(weights, phi):
     unnormalised = jnp.exp(logits - top)
     total = jnp.sum(unnormalised, axis=component_axis, keepdims=True)
     responsibilities = unnormalised / total
+    # A padding row (constant feature 0, make_features) has every logit 0: top 0, total K.
+    # Its total becomes 1, so its log adds exactly 0; its statistics are R_i phi_i = 0.
+    is_row = jnp.expand_dims(phi[:, 0], component_axis) > 0
+    total = jnp.where(is_row, total, jnp.ones_like(total))
     if component_axis == 1:
         responsibilities = responsibilities.T
     # d/dW sum_i logsumexp_k (phi_i . w_k) = R' Phi, the sufficient statistics. Computed

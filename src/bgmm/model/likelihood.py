@@ -13,6 +13,7 @@ from jax.scipy.special import logsumexp
 
 from bgmm.model.normal import LOG_2PI, log_det_cholesky
 from bgmm.model.transforms import Params
+from bgmm.plumbing.batches import padded_rows
 
 __all__ = [
     "component_log_joint",
@@ -70,8 +71,12 @@ def draws_pointwise_log_likelihood(draws: Params, data: np.ndarray) -> np.ndarra
     numpy array, shape (C, S, N)
     """
     c, s = np.shape(draws.weights)[:2]
+    n = len(data)
     flat = jax.tree.map(lambda a: jnp.asarray(np.reshape(a, (c * s, *np.shape(a)[2:]))), draws)
     per_draw = jax.jit(  # the data as an argument: no constant in the cached program
         lambda p, y: jax.lax.map(lambda q: pointwise_log_likelihood(q, y), p, batch_size=16)
     )
-    return np.asarray(per_draw(flat, jnp.asarray(data))).reshape(c, s, -1)
+    # Rows padded (with copies of the first, then dropped) as the sampler's are, so that
+    # data of a nearby size reuse the program.
+    padded = np.concatenate([data, np.repeat(data[:1], padded_rows(n) - n, axis=0)])
+    return np.asarray(per_draw(flat, jnp.asarray(padded)))[:, :n].reshape(c, s, n)
