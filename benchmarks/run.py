@@ -22,6 +22,8 @@ Parts (docs/benchmarks.md has the results and what they mean; each is a module o
 6. What a fit answers, in fresh processes: memberships, predictive density and draws,
    similarity and point partitions, a second fit of the same shape; ``bgmm select``
    cold and warm (``parts.answers``).
+7. A warm cache and data of another size: ``bgmm fit`` of 1,000 rows, then of 1,100 rows
+   (warm) and of 1,100 rows with an empty cache (cold); compile seconds (``parts.sizes``).
 gpu. HMC draws per second on synthetic data (vectorised chains, float32): for a GPU, see
    benchmarks/gpu.sh (``parts.gpu``).
 
@@ -38,7 +40,7 @@ import time
 
 from harness import HERE, save, show, table
 from host import git_state, load_average, machine_info
-from parts import answers, demo, gpu, scale, scaling_curve, targets, tfp, tutorial
+from parts import answers, demo, gpu, scale, scaling_curve, sizes, targets, tfp, tutorial
 
 # In the order they run.
 PARTS = {
@@ -48,6 +50,7 @@ PARTS = {
     "4": scaling_curve.run,
     "5": demo.run,
     "6": answers.run,
+    "7": sizes.run,
     "gpu": gpu.run,
 }
 
@@ -60,14 +63,14 @@ def parser() -> argparse.ArgumentParser:
     """The command line's options (docs/benchmarks.md lists them)."""
     p = argparse.ArgumentParser(description="bgmm benchmark suite (see docs/benchmarks.md)")
     p.add_argument(
-        "--parts", default="1,2,3,4,5", help="comma-separated: 1,...,6,gpu (default 1,2,3,4,5)"
+        "--parts", default="1,2,3,4,5", help="comma-separated: 1,...,7,gpu (default 1,2,3,4,5)"
     )
     p.add_argument("--quick", action="store_true", help="shrink everything (smoke test)")
     p.add_argument("--json", default=str(HERE / "results.json"), help="results file")
     p.add_argument(
         "--repeats",
         type=int,
-        help="fresh processes per configuration (parts 1, 2, 5; default 10, --quick 1)",
+        help="fresh processes per configuration (parts 1, 2, 5, 7; default 10, --quick 1)",
     )
     p.add_argument("--scale-n", type=lambda s: int(float(s)), help="part 3 N (1e6)")
     p.add_argument("--scale-d", type=int, default=8)
