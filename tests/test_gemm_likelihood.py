@@ -138,9 +138,7 @@ def test_padding_rows_add_exactly_nothing(structure):
         jnp.asarray(rng.normal(size=(k, 3))),
         jnp.asarray(params),
     )
-    value_and_grad = jax.jit(
-        jax.value_and_grad(lambda p, f: gemm_log_likelihood(p, f, structure))
-    )
+    value_and_grad = jax.jit(jax.value_and_grad(lambda p, f: gemm_log_likelihood(p, f, structure)))
     exact = value_and_grad(params, make_features(data, covariance_type=structure))
     for rows in (padded_rows(len(data)), 4096):
         features = make_features(data, covariance_type=structure, num_rows=rows)

@@ -8,11 +8,13 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 from jax.scipy.stats import dirichlet, norm
+from jax.sharding import Mesh
 
 from bgmm.model.covariance import check_covariance_type, precision_log_prior
 from bgmm.model.gemm_likelihood import Features, gemm_log_likelihood
 from bgmm.model.likelihood import log_likelihood
 from bgmm.model.priors import Priors
+from bgmm.model.sharded import sharded_gemm_log_likelihood
 from bgmm.model.transforms import (
     Params,
     UnconstrainedParams,
@@ -75,6 +77,7 @@ def make_logdensity(
     priors: Priors,
     target: Target = "correct",
     covariance_type: str = "full",
+    mesh: Mesh | None = None,
 ) -> Callable[[UnconstrainedParams], jax.Array]:
     """The sampler's target: the log joint in the unconstrained space (with its log|J|).
 
@@ -84,6 +87,9 @@ def make_logdensity(
     priors : Priors
     target : "correct" or "tutorial"
     covariance_type : "full", "diag", "tied" or "spherical" (docs/design.md 1.6)
+    mesh : jax.sharding.Mesh, optional
+        ``data`` are Features whose rows are split over the mesh's ``data`` axis
+        (:func:`bgmm.model.sharded.sharded_features`); the likelihood adds up the blocks.
 
     Returns
     -------
@@ -92,10 +98,17 @@ def make_logdensity(
     """
     num_features = priors.num_features
 
+    def joint(params: Params) -> jax.Array:
+        if mesh is None:
+            return log_joint(params, data, priors, target, covariance_type)
+        return log_prior(params, priors, target, covariance_type) + sharded_gemm_log_likelihood(
+            params, data, mesh, covariance_type
+        )
+
     def logdensity(position: UnconstrainedParams) -> jax.Array:
         params = to_constrained(position, num_features, covariance_type)
-        return log_joint(
-            params, data, priors, target, covariance_type
-        ) + unconstrained_log_det_jacobian(position, num_features, covariance_type)
+        return joint(params) + unconstrained_log_det_jacobian(
+            position, num_features, covariance_type
+        )
 
     return logdensity

@@ -40,6 +40,7 @@ __all__ = [
     "gemm_log_likelihood",
     "make_features",
     "num_features_of",
+    "sum_logsumexp",
 ]
 
 
@@ -73,7 +74,11 @@ def num_features_of(num_dims: int, covariance_type: str = "full") -> int:
 
 
 def make_features(
-    data, dtype=jnp.float64, covariance_type: str = "full", num_rows: int | None = None
+    data,
+    dtype=jnp.float64,
+    covariance_type: str = "full",
+    num_rows: int | None = None,
+    center: np.ndarray | None = None,
 ) -> Features:
     """Features of ``data`` (N, D), built once per run in ``dtype``.
 
@@ -85,13 +90,18 @@ def make_features(
     program serves data of several sizes (docs/design.md 5.1). A zero row is no
     observation: its constant feature is 0 where an observation's is 1, and
     :func:`gemm_log_likelihood` leaves it out exactly, value and gradient.
+
+    ``center`` (D,): the point to build the features around, default the data's mean
+    (blocks of one data set on several processes need the same one).
     """
     data = np.asarray(data, dtype=np.float64)
     n, d = data.shape
     num_rows = n if num_rows is None else int(num_rows)
     if num_rows < n:
         raise ValueError(f"num_rows {num_rows} is fewer than the {n} rows of the data")
-    center = data.mean(axis=0) if n else np.zeros(d)
+    if center is None:
+        center = data.mean(axis=0) if n else np.zeros(d)
+    center = np.asarray(center, dtype=np.float64)
     centred = jnp.asarray(data - center, dtype)
     phi = _features_of_centred(centred, covariance_type, num_rows - n)
     scatter = _scatter(centred) if covariance_type == "tied" else None
@@ -200,7 +210,9 @@ def component_logits(weights: jax.Array, phi: jax.Array) -> tuple[jax.Array, int
 
 
 @jax.custom_vjp
-def _sum_logsumexp(weights: jax.Array, phi: jax.Array) -> jax.Array:
+def sum_logsumexp(weights: jax.Array, phi: jax.Array) -> jax.Array:
+    """sum_i logsumexp_k (phi_i . w_k) for W (K, F) and Phi (N, F), zero rows of Phi left
+    out; its gradient in W is R' Phi, computed in the same pass."""
     # The forward pass's value; under jit the unused statistics are compiled away.
     return _sum_logsumexp_fwd(weights, phi)[0]
 
@@ -247,7 +259,7 @@ def _sum_logsumexp_bwd(statistics, cotangent):
     return cotangent * statistics, None
 
 
-_sum_logsumexp.defvjp(_sum_logsumexp_fwd, _sum_logsumexp_bwd)
+sum_logsumexp.defvjp(_sum_logsumexp_fwd, _sum_logsumexp_bwd)
 
 
 def gemm_log_likelihood(
@@ -270,7 +282,7 @@ def gemm_log_likelihood(
     if features.phi.shape[1] == num_features_of(d, "full") and features.scatter is None:
         covariance_type = "full"  # full features: the general weights (D = 1: all alike)
     weights = component_weights(params, features.center, covariance_type)
-    value = _sum_logsumexp(weights, features.phi)
+    value = sum_logsumexp(weights, features.phi)
     if covariance_type == "tied":
         chol = params.chol_precision[0]
         value = value - 0.5 * jnp.sum((chol @ chol.T) * features.scatter)
