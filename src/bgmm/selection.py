@@ -343,8 +343,10 @@ def _score(models, seconds) -> list[dict[str, Any]]:
                 "(--log-likelihood) or on a subsample of the rows",
                 option="store_log_likelihood",
             )
-        with warnings.catch_warnings():
-            # Said once per model in its warnings below, with the count, not per call.
+        # The Pareto-k warning is said once per model in its warnings below, with the
+        # count, not per call. ArviZ's weights of its Pareto fits overflow to inf for an
+        # unlikely fit, which gives it the intended weight 0: no warning either.
+        with warnings.catch_warnings(), np.errstate(over="ignore"):
             warnings.filterwarnings("ignore", "Estimated shape parameter of Pareto", UserWarning)
             loo = az.loo(idata, pointwise=True)
         pointwise[k, covariance] = np.asarray(loo.loo_i).ravel()
