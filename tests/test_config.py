@@ -71,6 +71,20 @@ def test_sampler_settings_resolve_every_default(sampler, adaptation):
         RunConfig().sampler_settings()
 
 
+def test_a_dense_metric_is_for_the_window_adaptation_of_hmc_and_nuts():
+    for sampler in ("hmc", "nuts"):
+        assert RunConfig(sampler=sampler, metric="dense").sampler_settings("sequential").metric == (
+            "dense"
+        )
+    assert RunConfig(sampler="gibbs").sampler_settings("sequential").metric is None
+    for config in ({"sampler": "gibbs"}, {"adaptation": "tutorial"}):
+        with pytest.raises(UserError, match="dense metric") as caught:
+            RunConfig(metric="dense", **config)
+        assert caught.value.option == "metric"
+    args = build_parser().parse_args(["fit", "data.csv", "--metric", "dense"])
+    assert config_from(args).metric == "dense"
+
+
 def test_a_config_survives_a_checkpoint_record():
     config = RunConfig(n_components=2, sampler="nuts", random_state=7, target_accept=0.9)
     assert RunConfig.from_dict(config.to_dict()) == config

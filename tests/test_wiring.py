@@ -46,15 +46,17 @@ def _stan_inverse_mass_matrix(window: np.ndarray) -> np.ndarray:
     return n / (n + 5) * np.var(window, axis=0, ddof=1) + 1e-3 * 5 / (n + 5)
 
 
-@functools.partial(jax.jit, static_argnums=1)
-def _adapted_warm_up(rng_key, target_acceptance_rate=0.8):
+@functools.partial(jax.jit, static_argnums=(1, 2, 3))
+def _adapted_warm_up(
+    rng_key, target_acceptance_rate=0.8, dense=False, logdensity=_gaussian_logdensity
+):
     """bgmm's window adaptation driving BlackJAX's NUTS, as the runner drives it (tuning
     from ``current`` for every warm-up step, ``update`` with the new position and the
     acceptance rate); returns the positions and acceptance rates of every step and the
     final tuning."""
     nuts = import_blackjax().nuts
     kernel = nuts.build_kernel()
-    rule = window_adaptation(NUM_WARMUP, target_acceptance_rate)
+    rule = window_adaptation(NUM_WARMUP, target_acceptance_rate, dense=dense)
 
     def body(carry, index):
         state, adapt = carry
@@ -62,7 +64,7 @@ def _adapted_warm_up(rng_key, target_acceptance_rate=0.8):
         state, info = kernel(
             jax.random.fold_in(rng_key, index),
             state,
-            _gaussian_logdensity,
+            logdensity,
             tuning.step_size,
             tuning.inverse_mass_matrix,
         )
@@ -70,7 +72,7 @@ def _adapted_warm_up(rng_key, target_acceptance_rate=0.8):
         return (state, adapt), (state.position, info.acceptance_rate)
 
     start = (
-        nuts.init(jnp.ones(3), _gaussian_logdensity),
+        nuts.init(jnp.ones(3), logdensity),
         rule.init(INITIAL_STEP_SIZE, 3, jnp.float64),
     )
     (_, adapt), (positions, acceptance) = jax.lax.scan(body, start, jnp.arange(NUM_WARMUP))
@@ -175,6 +177,30 @@ def _gaussian_kernel(data) -> Kernel:
         position=lambda state: state.position,
         record=lambda state, info, tuning: {"x": state.position},
     )
+
+
+# A correlated Gaussian (correlation 0.95 between the first two coordinates, scales 100
+# apart): a diagonal metric cannot express it, a dense one must.
+CORRELATED = np.array([[1.0, 0.95 * 10.0, 0.0], [0.95 * 10.0, 100.0, 0.0], [0.0, 0.0, 0.01]])
+
+
+def _correlated_logdensity(x):
+    return -0.5 * x @ jnp.asarray(np.linalg.inv(CORRELATED)) @ x
+
+
+def test_dense_window_adaptation_is_stans_estimate_of_the_last_window():
+    """metric 'dense': the whole inverse mass matrix is Stan's regularised covariance of the
+    last slow window's positions, n / (n + 5) Cov + 1e-3 * 5 / (n + 5) I, computed here with
+    NumPy (an identity, no sampling error); and it has found the correlation."""
+    positions, _, tuning = _adapted_warm_up(jax.random.key(2), 0.8, True, _correlated_logdensity)
+    window = np.asarray(positions)[LAST_SLOW_WINDOW]
+    n = len(window)
+    expected = n / (n + 5) * np.cov(window, rowvar=False) + 1e-3 * 5 / (n + 5) * np.eye(3)
+    imm = np.asarray(tuning.inverse_mass_matrix)
+    assert imm.shape == (3, 3)
+    np.testing.assert_allclose(imm, expected, rtol=1e-10, atol=1e-12)
+    correlation = imm[0, 1] / np.sqrt(imm[0, 0] * imm[1, 1])
+    assert correlation > 0.8, correlation
 
 
 def test_runner_feeds_the_window_adaptation(mcse):

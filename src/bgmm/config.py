@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from bgmm.errors import UserError
-from bgmm.inference import ADAPTATIONS, LIKELIHOOD_FORMS, SAMPLERS, SamplerSettings
+from bgmm.inference import ADAPTATIONS, LIKELIHOOD_FORMS, METRICS, SAMPLERS, SamplerSettings
 from bgmm.model.covariance import COVARIANCE_TYPES
 from bgmm.model.density import TARGETS
 from bgmm.model.priors import Priors, validate_priors
@@ -148,6 +148,13 @@ class RunConfig:
         flag="--adaptation",
         choices=ADAPTATIONS,
     )
+    metric: str = _option(
+        "diag",
+        "HMC and NUTS: the window adaptation's mass matrix, its diagonal ('diag') or all of "
+        "it ('dense': the posterior's correlations too, worth it when there are many rows)",
+        flag="--metric",
+        choices=METRICS,
+    )
     target_accept: float | None = _option(
         None,
         "mean acceptance the window adaptation aims at (default "
@@ -265,6 +272,7 @@ class RunConfig:
             max_tree_depth=self.max_tree_depth if self.sampler == "nuts" else None,
             step_size=self.step_size if gradient_based else None,
             adaptation=self.adaptation if gradient_based else None,
+            metric=self.metric if gradient_based and self.adaptation == "window" else None,
             num_adaptation_steps=min(TUTORIAL_SAMPLER.num_adaptation_steps, self.num_warmup)
             if self.adaptation == "tutorial"
             else None,
@@ -408,6 +416,11 @@ def _check_combinations(config: RunConfig) -> None:
     if config.sampler != "hmc" and config.adaptation == "tutorial":
         raise UserError(
             f"the tutorial's step-size rule is for HMC, not {config.sampler}", option="adaptation"
+        )
+    if config.metric == "dense" and (config.adaptation != "window" or config.sampler == "gibbs"):
+        raise UserError(
+            "a dense metric is estimated by the window adaptation of HMC or NUTS",
+            option="metric",
         )
     if config.target == "tutorial" and config.covariance_type != "full":
         raise UserError(

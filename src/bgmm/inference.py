@@ -40,6 +40,7 @@ from bgmm.tutorial import TUTORIAL_SAMPLER
 __all__ = [
     "ADAPTATIONS",
     "LIKELIHOOD_FORMS",
+    "METRICS",
     "SAMPLERS",
     "SamplerSettings",
     "likelihood_data_bytes",
@@ -50,6 +51,8 @@ __all__ = [
 
 Adaptation = Literal["window", "tutorial"]
 ADAPTATIONS: tuple[str, ...] = ("window", "tutorial")
+Metric = Literal["diag", "dense"]
+METRICS: tuple[str, ...] = ("diag", "dense")
 LikelihoodForm = Literal["auto", "gemm", "direct"]
 LIKELIHOOD_FORMS: tuple[str, ...] = ("auto", "gemm", "direct")
 # Above this size the GEMM form's feature matrix is not worth its memory (see prepare_data).
@@ -81,7 +84,9 @@ class SamplerSettings(NamedTuple):
         NUTS: at most 2**max_tree_depth leapfrog steps per transition.
     step_size : float or None
         Initial step size (the tutorial's rule keeps adapting it from here).
-    adaptation : "window" (dual averaging + diagonal mass matrix), "tutorial" or None
+    adaptation : "window" (dual averaging + mass matrix), "tutorial" or None
+    metric : "diag", "dense" or None
+        The window adaptation's mass matrix: its diagonal or all of it.
     num_adaptation_steps : int or None
         Steps the tutorial rule adapts for.
     target_accept : float or None
@@ -101,6 +106,7 @@ class SamplerSettings(NamedTuple):
     max_tree_depth: int | None
     step_size: float | None
     adaptation: Adaptation | None
+    metric: Metric | None
     num_adaptation_steps: int | None
     target_accept: float | None
     chain_method: ChainMethod
@@ -266,8 +272,10 @@ def sample_posterior(
             Params(*(jnp.asarray(p, dtype) for p in initial_params))
         )
         num_dimensions = sum(math.prod(a.shape[1:]) for a in jax.tree.leaves(positions))
+        dense = settings.metric == "dense"
         initial_tuning = Tuning(
-            np.asarray(settings.step_size, dtype), np.ones(num_dimensions, dtype)
+            np.asarray(settings.step_size, dtype),
+            np.eye(num_dimensions, dtype=dtype) if dense else np.ones(num_dimensions, dtype),
         )
     return run_chains(
         rng_key,
@@ -295,7 +303,9 @@ def _adaptation(settings: SamplerSettings):
             settings.num_adaptation_steps, t.target_accept_prob, t.adaptation_rate
         )
     if settings.adaptation == "window":
-        return window_adaptation(settings.num_warmup, settings.target_accept)
+        return window_adaptation(
+            settings.num_warmup, settings.target_accept, dense=settings.metric == "dense"
+        )
     raise ValueError(f"unknown adaptation {settings.adaptation!r}; expected one of {ADAPTATIONS}")
 
 

@@ -7,7 +7,7 @@ Two rules share one interface, ``Adaptation(init, update, current, final)``:
   (1 + rate) when the acceptance probability exceeds the target, else divide by it.
   Identity mass matrix.
 - ``window_adaptation``: Stan's schedule (fast, slow doubling windows, fast) with
-  dual-averaging step size and a diagonal mass matrix. The pieces are BlackJAX's
+  dual-averaging step size and a diagonal or dense mass matrix. The pieces are BlackJAX's
   (dual averaging, Welford mass matrix, window schedule); the loop is ours because
   ``blackjax.window_adaptation`` runs the whole warm-up in one compiled call, while we
   run it in chunks to show progress. They come from :mod:`bgmm.samplers.blackjax_adapter`
@@ -26,8 +26,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from bgmm.samplers.blackjax_adapter import (
-    diagonal_mass_matrix_adaptation,
     dual_averaging_adaptation,
+    mass_matrix_adaptation,
     window_schedule,
 )
 from bgmm.samplers.hmc import Tuning
@@ -125,8 +125,8 @@ class WindowAdaptationState(NamedTuple):
     mass_matrix_state : BlackJAX's Welford mass matrix state
     step_size : array, shape ()
         For the next warm-up step.
-    inverse_mass_matrix : array, shape (P,)
-        Estimated in the last finished slow window (ones before the first ends).
+    inverse_mass_matrix : array, shape (P,), or (P, P) when dense
+        Estimated in the last finished slow window (the identity before the first ends).
     """
 
     step_size_state: Any
@@ -141,7 +141,7 @@ class _WindowPieces(NamedTuple):
     Attributes
     ----------
     step_size : (init, update, final) of dual averaging
-    mass_matrix : (init, update, final) of the Welford diagonal mass matrix
+    mass_matrix : (init, update, final) of the Welford mass matrix, diagonal or dense
     schedule : int array, shape (max(num_warmup, 1), 2)
         Each warm-up step's (stage, is_window_end).
     """
@@ -152,20 +152,22 @@ class _WindowPieces(NamedTuple):
 
 
 @functools.cache
-def _window_pieces(num_warmup: int, target_acceptance_rate: float) -> _WindowPieces:
+def _window_pieces(num_warmup: int, target_acceptance_rate: float, dense: bool) -> _WindowPieces:
     # Called while tracing, and cached: its values must be concrete, not the trace's.
     with jax.ensure_compile_time_eval():
         # A one-row schedule keeps the update traceable when there is no warm-up at all.
         schedule = window_schedule(num_warmup) if num_warmup > 0 else np.zeros((1, 2), np.int32)
         return _WindowPieces(
             dual_averaging_adaptation(target_acceptance_rate),
-            diagonal_mass_matrix_adaptation(),
+            mass_matrix_adaptation(dense),
             schedule,
         )
 
 
-def window_adaptation(num_warmup: int, target_acceptance_rate: float) -> Adaptation:
-    """Stan-style windowed adaptation of step size and diagonal mass matrix.
+def window_adaptation(
+    num_warmup: int, target_acceptance_rate: float, dense: bool = False
+) -> Adaptation:
+    """Stan-style windowed adaptation of step size and mass matrix.
 
     Parameters
     ----------
@@ -173,6 +175,9 @@ def window_adaptation(num_warmup: int, target_acceptance_rate: float) -> Adaptat
         Warm-up steps, all of which adapt (Stan's windows are laid out over them).
     target_acceptance_rate : float
         What dual averaging aims the acceptance rate at.
+    dense : bool
+        Estimate the whole inverse mass matrix (P, P), the posterior covariance in the
+        unconstrained space, rather than its diagonal (P,).
 
     Returns
     -------
@@ -182,11 +187,12 @@ def window_adaptation(num_warmup: int, target_acceptance_rate: float) -> Adaptat
     """
 
     def pieces() -> _WindowPieces:
-        return _window_pieces(num_warmup, target_acceptance_rate)
+        return _window_pieces(num_warmup, target_acceptance_rate, dense)
 
     def init(initial_step_size, num_dimensions, dtype):
         (da_init, _, _), (mm_init, _, _), _ = pieces()
-        mm_state = mm_init(num_dimensions, jnp.ones(num_dimensions, dtype))
+        eye = jnp.eye(num_dimensions, dtype=dtype)
+        mm_state = mm_init(num_dimensions, eye if dense else jnp.diagonal(eye))
         step = jnp.asarray(initial_step_size, dtype)
         return WindowAdaptationState(da_init(step), mm_state, step, mm_state.inverse_mass_matrix)
 

@@ -29,7 +29,6 @@ __all__ = [
     "BLACKJAX_FIELDS_READ",
     "BlackJAXInternals",
     "blackjax_internals",
-    "diagonal_mass_matrix_adaptation",
     "dual_averaging_adaptation",
     "flip_momentum",
     "hmc_energy",
@@ -38,6 +37,7 @@ __all__ = [
     "hmc_kernel",
     "import_blackjax",
     "integrator_state",
+    "mass_matrix_adaptation",
     "nuts_kernel",
     "safe_energy_diff",
     "static_binomial_sampling",
@@ -269,10 +269,11 @@ def dual_averaging_adaptation(target_acceptance_rate: float) -> tuple[Callable, 
     return blackjax_internals().dual_averaging_adaptation(target_acceptance_rate)
 
 
-def diagonal_mass_matrix_adaptation() -> tuple[Callable, Callable, Callable]:
-    """Welford estimate of a diagonal inverse mass matrix: ``(init, update, final)``.
+def mass_matrix_adaptation(dense: bool = False) -> tuple[Callable, Callable, Callable]:
+    """Welford estimate of the inverse mass matrix: ``(init, update, final)``.
 
-    ``init(num_dimensions, inverse_mass_matrix (P,)) -> state``, ``update(state, position)
-    -> state``, ``final(state) -> state``; the state has ``inverse_mass_matrix`` (P,).
+    ``init(num_dimensions, inverse_mass_matrix) -> state``, ``update(state, position)
+    -> state``, ``final(state) -> state``; the state has ``inverse_mass_matrix``, (P,) (its
+    diagonal) or with ``dense`` (P, P), regularised towards the identity as Stan does.
     """
-    return blackjax_internals().mass_matrix_adaptation(is_diagonal_matrix=True)
+    return blackjax_internals().mass_matrix_adaptation(is_diagonal_matrix=not dense)

@@ -44,8 +44,9 @@ class Tuning(NamedTuple):
     Attributes
     ----------
     step_size : scalar array
-    inverse_mass_matrix : array, shape (P,)
-        Diagonal of the inverse mass matrix over the flattened position.
+    inverse_mass_matrix : array, shape (P,) or (P, P)
+        The inverse mass matrix over the flattened position: its diagonal, or all of it
+        (a dense metric).
     """
 
     step_size: jax.Array
