@@ -24,6 +24,8 @@ Parts (docs/benchmarks.md has the results and what they mean; each is a module o
    cold and warm (``parts.answers``).
 7. A warm cache and data of another size: ``bgmm fit`` of 1,000 rows, then of 1,100 rows
    (warm) and of 1,100 rows with an empty cache (cold); compile seconds (``parts.sizes``).
+8. Large N: ``bgmm fit`` at N = 10^5, D = 4, K = 3 with ``--metric diag`` and ``dense``
+   (at most 3 seeds): ESS per second and per gradient (``parts.large_n``).
 gpu. HMC draws per second on synthetic data (vectorised chains, float32): for a GPU, see
    benchmarks/gpu.sh (``parts.gpu``).
 
@@ -40,7 +42,18 @@ import time
 
 from harness import HERE, save, show, table
 from host import git_state, load_average, machine_info
-from parts import answers, demo, gpu, scale, scaling_curve, sizes, targets, tfp, tutorial
+from parts import (
+    answers,
+    demo,
+    gpu,
+    large_n,
+    scale,
+    scaling_curve,
+    sizes,
+    targets,
+    tfp,
+    tutorial,
+)
 
 # In the order they run.
 PARTS = {
@@ -51,6 +64,7 @@ PARTS = {
     "5": demo.run,
     "6": answers.run,
     "7": sizes.run,
+    "8": large_n.run,
     "gpu": gpu.run,
 }
 
@@ -63,7 +77,7 @@ def parser() -> argparse.ArgumentParser:
     """The command line's options (docs/benchmarks.md lists them)."""
     p = argparse.ArgumentParser(description="bgmm benchmark suite (see docs/benchmarks.md)")
     p.add_argument(
-        "--parts", default="1,2,3,4,5", help="comma-separated: 1,...,7,gpu (default 1,2,3,4,5)"
+        "--parts", default="1,2,3,4,5", help="comma-separated: 1,...,8,gpu (default 1,2,3,4,5)"
     )
     p.add_argument("--quick", action="store_true", help="shrink everything (smoke test)")
     p.add_argument("--json", default=str(HERE / "results.json"), help="results file")
