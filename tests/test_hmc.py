@@ -104,8 +104,11 @@ def test_blackjax_adapter_builds_blackjax_types():
     assert isinstance(info, internals.HMCInfo) and info.num_integration_steps == 3
     da_init, _, _ = blackjax_adapter.dual_averaging_adaptation(0.8)
     assert isinstance(da_init(jnp.asarray(0.1)), internals.DualAveragingAdaptationState)
-    mm_init, _, _ = blackjax_adapter.diagonal_mass_matrix_adaptation()
-    assert isinstance(mm_init(3, jnp.ones(3)), internals.MassMatrixAdaptationState)
+    for dense, inverse_mass_matrix in ((False, jnp.ones(3)), (True, jnp.eye(3))):
+        mm_init, _, _ = blackjax_adapter.mass_matrix_adaptation(dense)
+        state = mm_init(3, inverse_mass_matrix)
+        assert isinstance(state, internals.MassMatrixAdaptationState)
+        assert state.inverse_mass_matrix.shape == inverse_mass_matrix.shape
     assert blackjax_adapter.window_schedule(100).shape == (100, 2)
 
 
