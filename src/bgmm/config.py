@@ -151,7 +151,7 @@ class RunConfig:
     metric: str = _option(
         "diag",
         "HMC and NUTS: the window adaptation's mass matrix, its diagonal ('diag') or all of "
-        "it ('dense': the posterior's correlations too, worth it when there are many rows)",
+        "it ('dense': the posterior's correlations too, for strongly correlated parameters)",
         flag="--metric",
         choices=METRICS,
     )
