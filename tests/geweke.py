@@ -14,11 +14,32 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
+from scipy import stats
 
-from bgmm.model import Params
+from bgmm.model import Params, Priors
+from bgmm.model.covariance import gamma_prior
 
 # Unoptimised XLA: these programs run once, so compiling fast matters more than running fast.
 jit = functools.partial(jax.jit, compiler_options={"xla_backend_optimization_level": 0})
+
+
+def prior_draw(rng: np.random.Generator, priors: Priors, structure: str = "full") -> Params:
+    """A draw from the prior with numpy and scipy, independent of the samplers under test:
+    a Wishart precision per component ('full'), one shared ('tied'), or Gamma precisions per
+    entry or per component ('diag', 'spherical'; docs/design.md 1.6)."""
+    k, d = priors.num_components, priors.num_features
+    weights = rng.dirichlet(priors.concentration)
+    means = priors.mean_loc + priors.mean_scale * rng.normal(size=(k, d))
+    wishart = stats.wishart(priors.wishart_df, priors.wishart_scale)
+    if structure == "full":
+        chol = np.linalg.cholesky(wishart.rvs(size=k, random_state=rng))
+    elif structure == "tied":
+        chol = np.broadcast_to(np.linalg.cholesky(wishart.rvs(random_state=rng)), (k, d, d)).copy()
+    else:
+        shape, rate = gamma_prior(priors, structure)
+        tau = rng.gamma(shape, 1.0 / rate, size=(k, len(rate)))
+        chol = np.sqrt(tau)[:, None, :] * np.eye(d)
+    return Params(weights, means, chol)
 
 
 def data_draw(rng_key, params: Params, num_samples: int) -> jax.Array:
@@ -61,3 +82,15 @@ def geweke_draws(
     keys = jax.random.split(jax.random.key(seed), len(starts))
     params, data_mean = jit(jax.vmap(chain))(stacked, keys)
     return Params(*(np.asarray(a) for a in params)), np.asarray(data_mean)
+
+
+def expected_means_times_data(priors: Priors) -> np.ndarray:
+    """E[mu_k y_bar'] under the joint p(params, y), (K, D, D): E[theta_k] s0^2 I +
+    sum_j E[theta_j] m0_k m0_j', since E[y_bar | params] = sum_j theta_j mu_j."""
+    alpha = np.asarray(priors.concentration)
+    mean_theta = alpha / alpha.sum()
+    m0, s0 = np.asarray(priors.mean_loc), priors.mean_scale
+    d = m0.shape[1]
+    return np.einsum("k,de->kde", mean_theta * s0**2, np.eye(d)) + np.einsum(
+        "kd,j,je->kde", m0, mean_theta, m0
+    )

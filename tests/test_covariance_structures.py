@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from geweke import geweke_draws
+from geweke import expected_means_times_data, geweke_draws, prior_draw
 from priors_for_tests import TEST_PRIORS
 from scipy import stats
 
@@ -378,24 +378,9 @@ GEWEKE_CHAINS = 4
 GEWEKE_STEPS = 8000
 
 
-def _prior_draw(rng: np.random.Generator, structure: str) -> Params:
-    """A draw from the prior with numpy and scipy, independent of the code under test."""
-    k, d = PRIORS.num_components, PRIORS.num_features
-    weights = rng.dirichlet(PRIORS.concentration)
-    means = PRIORS.mean_loc + PRIORS.mean_scale * rng.normal(size=(k, d))
-    if structure == "tied":
-        t = stats.wishart(PRIORS.wishart_df, PRIORS.wishart_scale).rvs(random_state=rng)
-        chol = np.broadcast_to(np.linalg.cholesky(t), (k, d, d)).copy()
-    else:
-        shape, rate = gamma_prior(PRIORS, structure)
-        tau = rng.gamma(shape, 1.0 / rate, size=(k, len(rate)))
-        chol = np.sqrt(tau)[:, None, :] * np.eye(d)
-    return Params(weights, means, chol)
-
-
 def _geweke_draws(structure: str, seed: int, num_steps: int) -> tuple[Params, np.ndarray]:
     rng = np.random.default_rng(seed)
-    starts = [_prior_draw(rng, structure) for _ in range(GEWEKE_CHAINS)]
+    starts = [prior_draw(rng, PRIORS, structure) for _ in range(GEWEKE_CHAINS)]
 
     def sweep(key, params, data):
         return gibbs_sweep(key, params, data, PRIORS, structure)[0]
@@ -409,12 +394,10 @@ def _geweke_z(draws: Params, data_mean: np.ndarray, structure: str, z_scores):
     sum_j E[theta_j] m0_k m0_j' (the data's use)."""
     alpha = PRIORS.concentration
     mean_theta = alpha / alpha.sum()
-    m0, s0 = PRIORS.mean_loc, PRIORS.mean_scale
+    m0 = PRIORS.mean_loc
     precision = precision_parameters(draws.chol_precision, structure)
     mu_y = draws.means[..., :, :, None] * data_mean[..., None, None, :]
-    expected_mu_y = np.einsum("k,de->kde", mean_theta * s0**2, np.eye(2)) + np.einsum(
-        "kd,j,je->kde", m0, mean_theta, m0
-    )
+    expected_mu_y = expected_means_times_data(PRIORS)
     return {
         "weights": z_scores(draws.weights, mean_theta),
         "means": z_scores(draws.means, m0),
@@ -539,40 +522,24 @@ def test_cli_fit_with_a_covariance_structure(tmp_path):
     env = os.environ | {"PYTHONPATH": path}
     command = [sys.executable, "-m", "bgmm.cli", "fit", "d.csv", "-k", "2", "--covariance"]
     short = ["--chains", "2", "--warmup", "100", "--draws", "100", "--no-plots", "--json"]
-    proc = subprocess.run(
-        [*command, "diag", *short, "--out", "o"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env=env,
-    )
+
+    def bgmm_cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            list(args), cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env
+        )
+
+    proc = bgmm_cli(*command, "diag", *short, "--out", "o")
     assert proc.returncode == 0, proc.stderr
     record = json.loads(proc.stdout)
     assert record["covariance_type"] == "diag"
     cov = np.asarray(record["covariance_mean"])
     np.testing.assert_array_equal(cov[:, 0, 1], 0.0)
     assert (tmp_path / "o" / "posterior.nc").exists()
-    summary = subprocess.run(
-        [sys.executable, "-m", "bgmm.cli", "summary", "o/posterior.nc"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env=env,
-    )
+    summary = bgmm_cli(sys.executable, "-m", "bgmm.cli", "summary", "o/posterior.nc")
     assert summary.returncode == 0, summary.stderr
     assert "covariance_type=diag" in summary.stdout
-    refused = subprocess.run(
-        [*command, "spherical", "--target", "tutorial", "--priors", "tutorial", "-k", "3"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env=env,
+    refused = bgmm_cli(
+        *command, "spherical", "--target", "tutorial", "--priors", "tutorial", "-k", "3"
     )
     assert refused.returncode == 2 and refused.stderr.startswith("error: --covariance"), (
         refused.stderr

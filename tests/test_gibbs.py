@@ -15,9 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from geweke import geweke_draws
+from geweke import expected_means_times_data, geweke_draws, prior_draw
 from priors_for_tests import TEST_PRIORS
-from scipy import stats
 
 import bgmm  # noqa: F401  (turns on float64)
 from bgmm.model import Params, Priors, component_log_joint, log_joint, tutorial_priors
@@ -343,18 +342,9 @@ GEWEKE_CHAINS = 4
 GEWEKE_STEPS = 25000
 
 
-def _prior_draw(rng: np.random.Generator, priors: Priors) -> Params:
-    """A draw from the prior with numpy and scipy: independent of the code under test."""
-    k, d = priors.num_components, priors.num_features
-    weights = rng.dirichlet(priors.concentration)
-    means = priors.mean_loc + priors.mean_scale * rng.normal(size=(k, d))
-    t = stats.wishart(priors.wishart_df, priors.wishart_scale).rvs(size=k, random_state=rng)
-    return Params(weights, means, np.linalg.cholesky(t))
-
-
 def _geweke_draws(priors: Priors, seed: int, num_steps: int) -> tuple[Params, np.ndarray]:
     rng = np.random.default_rng(seed)
-    starts = [_prior_draw(rng, priors) for _ in range(GEWEKE_CHAINS)]
+    starts = [prior_draw(rng, priors) for _ in range(GEWEKE_CHAINS)]
 
     def sweep(key, params, data):
         return gibbs_sweep(key, params, data, priors)[0]
@@ -381,9 +371,7 @@ def _geweke_z(draws: Params, data_mean: np.ndarray, priors: Priors, z_scores):
     expected_t = np.tile((priors.wishart_df * priors.wishart_scale)[rows, cols], (2, 1))
     theta_y = draws.weights[..., :, None] * data_mean[..., None, :]
     mu_y = draws.means[..., :, :, None] * data_mean[..., None, None, :]
-    expected_mu_y = np.einsum("k,de->kde", mean_theta * s0**2, np.eye(2)) + np.einsum(
-        "kd,j,je->kde", m0, mean_theta, m0
-    )
+    expected_mu_y = expected_means_times_data(priors)
     return {
         "weights": z_scores(draws.weights, mean_theta),
         "means": z_scores(draws.means, m0),
