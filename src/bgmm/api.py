@@ -151,7 +151,9 @@ class BayesianGMM:
         Parameters
         ----------
         X : array-like or DataFrame, shape (N, D)
-            Finite values, N >= n_components.
+            Finite values, N >= n_components. With ``split_rows`` on JAX's distributed
+            runtime, this process's block of the rows: every process calls ``fit`` with its
+            own block and the same options, and the data are the blocks in process order.
         y : None
             Ignored (scikit-learn's signature).
         feature_names : list of D str, optional
@@ -212,6 +214,11 @@ class BayesianGMM:
         plan = checkpoint_plan(
             checkpoint_dir, checkpoint_interval, should_stop, extra, keep_checkpoint
         )
+        if plan is not None and config.split_rows:
+            raise UserError(
+                "a run on split rows keeps no checkpoint (its state is on several processes)",
+                option="checkpoint_dir",
+            )
         if plan is not None and has_checkpoint(plan.directory):
             raise CheckpointError(
                 f"{plan.directory} holds the checkpoint of an unfinished run: resume it "

@@ -212,6 +212,15 @@ class RunConfig:
         "'direct', or 'auto' (gemm unless its features exceed 2 GiB)",
         choices=LIKELIHOOD_FORMS,
     )
+    split_rows: bool = _option(
+        False,
+        "split the data's rows over every device, and over every process when bgmm runs on "
+        "JAX's distributed runtime (then each process passes only its own rows): HMC and "
+        "NUTS, GEMM likelihood, chains vectorized, no checkpoint",
+        flag="--split-rows",
+        parse=bool,
+        demo=False,
+    )
 
     def __post_init__(self) -> None:
         for name, value in _checked_fields(self).items():
@@ -394,6 +403,7 @@ def _checked_fields(config: RunConfig) -> dict[str, Any]:
     if config.target_accept is not None:
         values["target_accept"] = _probability("target_accept", config.target_accept)
     values["standardize"] = _flag("standardize", config.standardize, allow_none=True)
+    values["split_rows"] = _flag("split_rows", config.split_rows)
     values["store_log_likelihood"] = _flag(
         "store_log_likelihood", config.store_log_likelihood, allow_none=True
     )
@@ -421,6 +431,12 @@ def _check_combinations(config: RunConfig) -> None:
         raise UserError(
             "a dense metric is estimated by the window adaptation of HMC or NUTS",
             option="metric",
+        )
+    if config.split_rows and (config.sampler == "gibbs" or config.likelihood == "direct"):
+        raise UserError(
+            "split rows are for HMC and NUTS with the GEMM likelihood, not "
+            + ("Gibbs" if config.sampler == "gibbs" else "likelihood 'direct'"),
+            option="split_rows",
         )
     if config.target == "tutorial" and config.covariance_type != "full":
         raise UserError(

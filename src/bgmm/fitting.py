@@ -36,6 +36,7 @@ from bgmm.plumbing.precision import float64_scope
 from bgmm.relabel import relabel_draws
 from bgmm.results import build_inference_data, run_attributes, summarize
 from bgmm.samplers.runner import LazyData, RunOutput, StopRequested
+from bgmm.split_rows import SplitRows, gather_split_rows, split_features
 from bgmm.starts import (
     kmeans_plus_plus_starts,
     log_joint_scorer,
@@ -85,11 +86,15 @@ def run_fit(
 ) -> FitResult:
     """Sample and summarise; from ``resumed``'s starts and state when given."""
     priors, priors_name, standardize = _resolve_priors(config, data.shape[1])
-    scaler = _standardizer(config, data, source) if standardize else None
+    # Rows split over processes: ``data`` is this process's block, ``rows`` what every
+    # process holds of all of them (a sample), for what needs the same rows everywhere.
+    split = gather_split_rows(data, config.random_state, source) if config.split_rows else None
+    rows = data if split is None else split.sample
+    scaler = _standardizer(config, data, source, split) if standardize else None
     if resumed is not None:
         starts = resumed.starts  # the start search is done already
     else:
-        starts = _starts(config, data, scaler, priors, initial)
+        starts = _starts(config, rows, scaler, priors, initial)
     settings = _sampler_settings(config, data.shape)
     on_chunk = None
     if plan is not None:
@@ -112,7 +117,9 @@ def run_fit(
         )
     run = _sample(
         config.random_state,
-        _sampler_data(data, scaler),
+        _sampler_data(data, scaler)
+        if split is None
+        else _split_data(split, data, scaler, settings),
         priors,
         starts,
         settings,
@@ -120,16 +127,22 @@ def run_fit(
         progress=progress,
         resume_from=None if resumed is None else resumed.state,
         on_chunk=on_chunk,
+        mesh=None if split is None else split.mesh,
     )
     relabel = config.resolved_relabel(priors)
+    num_rows = len(data) if split is None else split.num_rows
     draws = relabel_draws(
-        _draws_in_data_units(run.draws, scaler), data, relabel, config.random_state
+        _draws_in_data_units(run.draws, scaler), rows, relabel, config.random_state, num_rows
     )
     record = _run_record(config, settings, run, priors_name, standardize, relabel)
-    pointwise, thinning = _pointwise_log_likelihood(config, draws, data, record)
+    if split is None:
+        pointwise, thinning = _pointwise_log_likelihood(config, draws, data, record)
+    else:
+        pointwise, thinning = None, 0
+        record |= _split_record(split)
     center, scale = (scaler.center, scaler.scale) if scaler else (None, None)
     attrs = run_attributes(record, priors, center, scale)
-    idata = build_inference_data(draws, data, names, attrs, pointwise, thinning or 1)
+    idata = build_inference_data(draws, rows, names, attrs, pointwise, thinning or 1)
     timing = {
         "compile_seconds": run.compile_seconds,
         "sampling_seconds": run.sampling_seconds,
@@ -186,14 +199,47 @@ def log_likelihood_thinning(
     return thinning
 
 
-def _standardizer(config: RunConfig, data: np.ndarray, source: str) -> Standardizer:
-    """The data's Standardizer; for 'spherical' covariances one scale for every column (the
-    root mean variance), so that a multiple of I stays one in data units."""
-    scaler = Standardizer.fit(data, source=source)
+def _standardizer(
+    config: RunConfig, data: np.ndarray, source: str, split: SplitRows | None
+) -> Standardizer:
+    """The data's Standardizer (of all processes' rows when they are split); for
+    'spherical' covariances one scale for every column (the root mean variance), so that a
+    multiple of I stays one in data units."""
+    if split is None:
+        scaler = Standardizer.fit(data, source=source)
+    else:
+        scaler = Standardizer(split.center, split.scale)
     if config.covariance_type == "spherical":
         common = float(np.sqrt(np.mean(scaler.scale**2)))
         scaler = scaler._replace(scale=np.full_like(scaler.scale, common))
     return scaler
+
+
+def _split_data(
+    split: SplitRows, data: np.ndarray, scaler: Standardizer | None, settings: SamplerSettings
+):
+    """This process's features in model units, rows split over ``split.mesh``, built around
+    the centre of all rows."""
+    model_rows = scaler.transform(data) if scaler else data
+    center = scaler.transform(split.center[None])[0] if scaler else split.center
+    return split_features(split, model_rows, center, settings.dtype, settings.covariance_type)
+
+
+def _split_record(split: SplitRows) -> dict[str, Any]:
+    """What a run on split rows adds to its record: where its rows were and why the
+    results hold a sample of them."""
+    return {
+        "split_rows_processes": jax.process_count(),
+        "split_rows_devices": int(split.mesh.devices.size),
+        "num_observations": split.num_rows,
+        "observed_data_note": (
+            f"observed_data holds a uniform sample of {len(split.sample):,} of the "
+            f"{split.num_rows:,} rows (split over {jax.process_count()} processes)"
+        ),
+        "log_likelihood_note": (
+            "pointwise log-likelihood not stored: the rows were split over devices"
+        ),
+    }
 
 
 def _starts(
@@ -227,7 +273,10 @@ def _starts(
 
 def _sampler_settings(config: RunConfig, data_shape: tuple[int, int]) -> SamplerSettings:
     """The config resolved for data of ``data_shape``: "auto" chain method made concrete
-    (it depends on the devices and the size of what the likelihood reads)."""
+    (it depends on the devices and the size of what the likelihood reads). Chains on split
+    rows run vectorized."""
+    if config.split_rows:
+        return config.sampler_settings(chain_method="vectorized")
     if config.chain_method != "auto":
         return config.sampler_settings()
     probe = config.sampler_settings(chain_method="sequential")

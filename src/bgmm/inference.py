@@ -221,6 +221,7 @@ def sample_posterior(
     max_chunks: int = 20,
     resume_from: RunnerState | None = None,
     on_chunk: Callable[[RunnerState], bool] | None = None,
+    mesh: jax.sharding.Mesh | None = None,
 ) -> RunOutput:
     """Run HMC, NUTS or Gibbs chains on the posterior of the mixture.
 
@@ -245,6 +246,11 @@ def sample_posterior(
     on_chunk : RunnerState -> bool, optional
         Called after every compiled call; True stops the run
         (:class:`bgmm.samplers.runner.StopRequested`).
+    mesh : jax.sharding.Mesh, optional
+        ``data`` are Features whose rows are split over this mesh's ``data`` axis
+        (:func:`bgmm.model.sharded.sharded_features`), on one process's devices or on those
+        of several processes (docs/design.md 16). HMC and NUTS only; the chains run
+        vectorized, whatever ``settings.chain_method``.
 
     Returns
     -------
@@ -257,6 +263,8 @@ def sample_posterior(
     """
     if settings.sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {settings.sampler!r}; expected one of {SAMPLERS}")
+    if mesh is not None and (settings.sampler == "gibbs" or not isinstance(data, Features)):
+        raise ValueError("split data are the features of HMC or NUTS (sharded_features)")
     if not isinstance(data, jax.Array | Features):
         data = _lazy_sampler_data(data, settings)
     dtype = jnp.dtype(settings.dtype)
@@ -265,7 +273,7 @@ def sample_posterior(
         positions = Params(*(jnp.asarray(p, dtype) for p in initial_params))
         initial_tuning = Tuning(np.zeros((), dtype), np.ones(1, dtype))  # nothing to tune
     else:
-        make_kernel = _hmc_kernel_factory(priors, settings)
+        make_kernel = _hmc_kernel_factory(priors, settings, mesh)
         adaptation = _adaptation(settings)
         # One compiled call, not one small program per operation (each a cache lookup).
         positions = jax.jit(lambda p: to_unconstrained(p, settings.covariance_type))(
@@ -286,13 +294,14 @@ def sample_posterior(
         num_warmup=settings.num_warmup,
         num_draws=settings.num_draws,
         initial_tuning=initial_tuning,
-        chain_method=settings.chain_method,
+        chain_method=settings.chain_method if mesh is None else "vectorized",
         progress=progress,
         max_chunks=max_chunks,
         resume_from=resume_from,
         on_chunk=on_chunk,
         # Everything make_kernel and the adaptation close over.
         program_identity=(settings, priors),
+        data_mesh=mesh,
     )
 
 
@@ -309,14 +318,17 @@ def _adaptation(settings: SamplerSettings):
     raise ValueError(f"unknown adaptation {settings.adaptation!r}; expected one of {ADAPTATIONS}")
 
 
-def _hmc_kernel_factory(priors: Priors, settings: SamplerSettings) -> Callable[..., Kernel]:
-    """HMC or NUTS on the unconstrained posterior: model data -> :class:`Kernel`."""
+def _hmc_kernel_factory(
+    priors: Priors, settings: SamplerSettings, mesh: jax.sharding.Mesh | None = None
+) -> Callable[..., Kernel]:
+    """HMC or NUTS on the unconstrained posterior: model data (split over ``mesh``'s rows
+    when given) -> :class:`Kernel`."""
     num_features = priors.num_features
     priors = priors.astype(settings.dtype)
     structure = settings.covariance_type
 
     def make_kernel(model_data) -> Kernel:
-        logdensity = make_logdensity(model_data, priors, settings.target, structure)
+        logdensity = make_logdensity(model_data, priors, settings.target, structure, mesh=mesh)
         if settings.sampler == "nuts":
             step = build_nuts_step(logdensity, settings.max_tree_depth)
         else:

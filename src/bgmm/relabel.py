@@ -377,7 +377,11 @@ RELABEL_OBSERVATIONS = 1000
 
 
 def relabel_draws(
-    draws: dict[str, np.ndarray], data: np.ndarray, method: str, seed: int
+    draws: dict[str, np.ndarray],
+    data: np.ndarray,
+    method: str,
+    seed: int,
+    num_rows: int | None = None,
 ) -> dict[str, np.ndarray]:
     """The draws with ``num_occupied`` added and, unless ``method == "none"``, relabelled.
 
@@ -394,9 +398,12 @@ def relabel_draws(
         ``weights`` (C, S, K), ``means`` (C, S, K, D), ``chol_precision`` (C, S, K, D, D),
         ``lp`` (C, S), in data units.
     data : array, shape (N, D)
+        The observations, or a uniform sample of them (then give ``num_rows``).
     method : "none", "pivot" or "stephens"
     seed : int
         For the subsample of the observations.
+    num_rows : int, optional
+        N, when ``data`` is a sample of the observations; default ``len(data)``.
 
     Returns
     -------
@@ -418,7 +425,8 @@ def relabel_draws(
             counts = expected_counts(subsample, *params)
         else:
             counts = probabilities.sum(axis=2)
-        draws["num_occupied"] = np.sum(counts * (len(data) / len(subsample)) >= 1.0, axis=-1)
+        num_rows = len(data) if num_rows is None else num_rows
+        draws["num_occupied"] = np.sum(counts * (num_rows / len(subsample)) >= 1.0, axis=-1)
     if method == "none":
         return draws
     perms = pivot_permutations(draws["means"], draws["chol_precision"], draws["lp"])

@@ -69,23 +69,32 @@ def _publish_demo(result, args, out, startup_seconds: float) -> int:
 
 def fit(args) -> int:
     from bgmm.api import BayesianGMM
+    from bgmm.cli.cluster import fit_on_processes, join_cluster
 
-    model = BayesianGMM.from_config(config_from(args))  # options checked before reading data
+    config = config_from(args)  # options checked before reading data
+    if join_cluster(args):
+        config = config.replace(split_rows=True)
+    model = BayesianGMM.from_config(config)
+    if config.split_rows:
+        import jax
+
+        if jax.process_count() > 1:
+            return fit_on_processes(args, model)
     data, names, source, features, out = _read_data(args, model)
     startup_seconds = process_seconds()
-    result = sample(
-        out,
-        args,
-        lambda **checkpointing: (
-            model.fit(
-                data,
-                feature_names=names,
-                progress=progress_wanted(args),
-                source=source,
-                **checkpointing,
-            ).result_
-        ),
-    )
+
+    def run(**checkpointing):
+        if config.split_rows:
+            checkpointing = {}  # its state is on every device: none is written
+        return model.fit(
+            data,
+            feature_names=names,
+            progress=progress_wanted(args),
+            source=source,
+            **checkpointing,
+        ).result_
+
+    result = sample(out, args, run)
     written = write_outputs(result, args, features, out, data=data)
     finish(result, result.to_dict() | {"startup_seconds": startup_seconds}, written, args)
     return 0
@@ -153,26 +162,29 @@ def _read_data(args, model):
         import_output_libraries_in_background(plots=not args.no_plots)
     names = names or [f"x{j}" for j in range(data.shape[1])]
     features = resolve_features(args.features, names)
-    _check_data(data, names, source, model)
+    check_data(data, names, source, model)
     use_cache(args)
     out = prepare_out(args, model, data.shape, protect=() if args.data == "-" else (args.data,))
     return data, names, source, features, out
 
 
-def _check_data(data, names: list[str], source: str, model) -> None:
+def check_data(data, names: list[str], source: str, model, whole: bool = True) -> None:
     """Everything about the data that would stop or mislead the fit, before --out is made.
 
     The fit checks these again; here they come before any directory is created or anything
     compiled. Warnings (a feature dominated by a few extreme values) are one ``warning:``
-    line each on stderr.
+    line each on stderr. Of a process's block of the rows (``whole`` False) only what one
+    block can tell: its columns and values.
     """
     import warnings
 
     from bgmm import data as checks
 
-    checks.check_num_components(data, model.n_components, source)
     checks.check_num_features(data.shape[1], source)
     checks.check_value_range(data, source, names)
+    if not whole:
+        return
+    checks.check_num_components(data, model.n_components, source)
     if model.config.standardizes:  # no constant column
         checks.Standardizer.fit(data, source=source)
     if model.config.priors == "default":

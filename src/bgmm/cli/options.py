@@ -10,6 +10,7 @@ import argparse
 from typing import NoReturn
 
 from bgmm.checkpoint import DEFAULT_CHECKPOINT_INTERVAL
+from bgmm.cli.cluster import add_cluster_options
 from bgmm.errors import UserError
 
 __all__ = ["build_parser", "config_from", "message_of"]
@@ -174,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
         "standard input",
     )
     _add_run_options(fit, "fit", "bgmm-fit")
+    add_cluster_options(fit)
 
     resume = sub.add_parser(
         "resume", help="finish a run that was stopped (Ctrl-C) or killed, from its checkpoint"

@@ -12,6 +12,7 @@ import io
 import math
 import re
 from array import array
+from typing import NamedTuple
 
 import numpy as np
 
@@ -21,6 +22,7 @@ from bgmm.data.errors import DataError, plural, quoted
 __all__ = [
     "DELIMITERS",
     "MISSING_TOKENS",
+    "TextBlock",
     "header_names",
     "parse_delimited_text",
     "sniff_delimiter",
@@ -67,15 +69,39 @@ def header_names(text: str) -> list[str] | None:
     return [cell.strip() or f"x{j}" for j, cell in enumerate(row)]
 
 
-def parse_delimited_text(text: str, source: str) -> np.ndarray:
+class TextBlock(NamedTuple):
+    """Where a block of a file's data lines sits in the file, for its messages.
+
+    Attributes
+    ----------
+    first_line : int
+        The file's line number of the block's first line.
+    header : list of str or None
+        The file's column names (its first line), if it has a header.
+    num_columns : int
+        Columns of every row (those of the file's first line).
+    delimiter : str
+        The file's delimiter (sniffed from its first line).
+    """
+
+    first_line: int
+    header: list[str] | None
+    num_columns: int
+    delimiter: str
+
+
+def parse_delimited_text(text: str, source: str, block: TextBlock | None = None) -> np.ndarray:
     """Parse delimited text into validated data (the header, if any, skipped).
 
     Parameters
     ----------
     text : str
-        The whole file, decoded.
+        The whole file, decoded; or, with ``block``, some of its data lines.
     source : str
         Its name, for messages.
+    block : TextBlock, optional
+        ``text`` is a block of data lines (no header) of the file ``block`` describes;
+        messages give the file's line numbers.
 
     Returns
     -------
@@ -92,16 +118,18 @@ def parse_delimited_text(text: str, source: str) -> np.ndarray:
     if not text.strip():
         raise DataError(f"{source}: file is empty")
 
-    delimiter = sniff_delimiter(text)
-    data = _parse_with_loadtxt(text, delimiter, source)
+    delimiter = sniff_delimiter(text) if block is None else block.delimiter
+    data = _parse_with_loadtxt(text, delimiter, source, block)
     if data is None:
-        data = _parse_cell_by_cell(text, delimiter, source)
+        data = _parse_cell_by_cell(text, delimiter, source, block)
     if data.shape[1] > MAX_FEATURES:
         raise too_many_features_error(source, data.shape[1])
     return data
 
 
-def _parse_with_loadtxt(text: str, delimiter: str, source: str) -> np.ndarray | None:
+def _parse_with_loadtxt(
+    text: str, delimiter: str, source: str, block: TextBlock | None = None
+) -> np.ndarray | None:
     """Parse well-formed CSV text with ``np.loadtxt``; ``None`` if in any doubt.
 
     Returns an array only when the text is certainly valid: the first line is a
@@ -121,8 +149,10 @@ def _parse_with_loadtxt(text: str, delimiter: str, source: str) -> np.ndarray | 
         return None
     if _is_blank(first):
         return None  # leading blank line
-    skip = reader.line_num if _is_header(first) else 0
+    skip = reader.line_num if block is None and _is_header(first) else 0
     num_rows = len(lines) - skip
+    if block is not None and len(first) != block.num_columns:
+        return None
     if num_rows < 1:
         return None
     try:
@@ -147,11 +177,15 @@ def _parse_with_loadtxt(text: str, delimiter: str, source: str) -> np.ndarray | 
         line = skip + int(r) + 1
         row = next(csv.reader([lines[line - 1]], delimiter=delimiter, skipinitialspace=True))
         header = [cell.strip() for cell in first] if skip else None
+        if block is not None:
+            line, header = line + block.first_line - 1, block.header
         raise _non_finite_error(source, line, int(c), header, row[c].strip(), data[r, c])
     return data
 
 
-def _parse_cell_by_cell(text: str, delimiter: str, source: str) -> np.ndarray:
+def _parse_cell_by_cell(
+    text: str, delimiter: str, source: str, block: TextBlock | None = None
+) -> np.ndarray:
     """Parse CSV text cell by cell, raising a :class:`DataError` at the first problem."""
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, skipinitialspace=True)
     values = array("d")  # row after row; a list of floats would take four times the memory
@@ -159,11 +193,14 @@ def _parse_cell_by_cell(text: str, delimiter: str, source: str) -> np.ndarray:
     header: list[str] | None = None
     ncols = 0
     first_line = 0
+    offset = 0  # file line of the text's line 0
+    if block is not None:
+        header, ncols, first_line, offset = block.header, block.num_columns, 1, block.first_line - 1
     blank_line = 0  # first line of the current run of blank lines, 0 if none
-    end = 0
+    end = offset
     try:
         for row in reader:
-            start, end = end + 1, reader.line_num
+            start, end = end + 1, reader.line_num + offset
             if _is_blank(row):
                 blank_line = blank_line or start
                 continue
@@ -194,7 +231,7 @@ def _parse_cell_by_cell(text: str, delimiter: str, source: str) -> np.ndarray:
     if not finite.all():
         r, c = np.unravel_index(int(np.argmin(finite)), finite.shape)
         line = lines[r]
-        cell = _find_cell(text, delimiter, line, int(c))
+        cell = _find_cell(text, delimiter, line - offset, int(c))
         raise _non_finite_error(source, line, int(c), header, cell, data[r, c])
     return data
 

@@ -10,7 +10,7 @@ import numpy as np
 from bgmm.data.checks import MAX_FEATURES, too_many_features_error
 from bgmm.data.errors import DataError
 
-__all__ = ["NPY_MAGIC", "parse_npy"]
+__all__ = ["NPY_MAGIC", "as_finite_table", "parse_npy"]
 
 #: The first bytes of every ``.npy`` file.
 NPY_MAGIC = b"\x93NUMPY"
@@ -48,7 +48,7 @@ def parse_npy(raw: bytes, source: str) -> np.ndarray:
         )
     _check_header_claims(raw, source)
     array = _read_array(raw, source)
-    return _as_finite_table(array, source)
+    return as_finite_table(array, source)
 
 
 def _header(raw: bytes) -> tuple[tuple[int, ...], np.dtype, int] | None:
@@ -101,8 +101,9 @@ def _read_array(raw: bytes, source: str) -> np.ndarray:
         raise DataError(f"{source}: not a valid .npy file ({exc})") from None
 
 
-def _as_finite_table(array: np.ndarray, source: str) -> np.ndarray:
-    """``array`` as a validated ``(N, D)`` float64 array (``(N,)`` read as ``(N, 1)``)."""
+def as_finite_table(array: np.ndarray, source: str, first_row: int = 0) -> np.ndarray:
+    """``array`` as a validated ``(N, D)`` float64 array (``(N,)`` read as ``(N, 1)``);
+    messages count its rows from ``first_row`` (0-based: the rows of a file's block)."""
     kind = array.dtype.kind
     if kind == "b":
         raise DataError(f"{source}: array holds booleans; expected numbers (integer or float)")
@@ -127,7 +128,7 @@ def _as_finite_table(array: np.ndarray, source: str) -> np.ndarray:
     finite = np.isfinite(data)
     if not finite.all():
         r, c = np.unravel_index(int(np.argmin(finite)), finite.shape)
-        where = f"{source}: row {r + 1}, column {c + 1}"
+        where = f"{source}: row {first_row + r + 1}, column {c + 1}"
         if np.isnan(data[r, c]):
             raise DataError(f"{where}: missing value (NaN)")
         raise DataError(f"{where}: value {array[r, c]} is not finite")

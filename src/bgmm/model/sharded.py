@@ -85,12 +85,14 @@ def sharded_features(
     dtype=jnp.float64,
     covariance_type: str = "full",
     axis: str = DATA_AXIS,
+    num_rows: int | None = None,
 ) -> Features:
     """Features whose rows are those of every process's ``local_rows``, in process order.
 
-    Each process passes only its own block of the data; the blocks must be of equal size
-    (pad with :func:`bgmm.model.gemm_likelihood.make_features`'s ``num_rows`` first) and
-    ``center`` the same on every process (the mean of all rows, say).
+    Each process passes only its own block of the data, ``center`` the same on every
+    process (the mean of all rows, say). The blocks' features must have the same number of
+    rows on every process: ``num_rows`` pads them with rows that the likelihood leaves out
+    (:func:`bgmm.model.gemm_likelihood.make_features`).
 
     Parameters
     ----------
@@ -100,6 +102,8 @@ def sharded_features(
         Its ``axis`` runs over the devices that hold the blocks, this process's among them.
     center : array, shape (D,)
         The point the features are built around, the same on every process.
+    num_rows : int, optional
+        Rows of this process's features (>= N_p, the same on every process); default N_p.
 
     Returns
     -------
@@ -107,7 +111,7 @@ def sharded_features(
         phi (N, F) sharded by rows over ``axis``; center and, for 'tied', the scatter of all
         rows replicated.
     """
-    local = make_features(local_rows, dtype, covariance_type, center=center)
+    local = make_features(local_rows, dtype, covariance_type, num_rows, center=center)
     rows = NamedSharding(mesh, P(axis))
     phi = jax.make_array_from_process_local_data(rows, np.asarray(local.phi))
     replicated = NamedSharding(mesh, P())

@@ -2,8 +2,11 @@
 
 Every layout vmaps the chain axis, so the programs of :mod:`bgmm.samplers.chain_programs`
 are batched the same way whatever the layout; ``parallel`` adds a shard_map over a mesh of
-devices. Selections of chains (starts, keys) are made on the host: indexing a device array
-compiles a small program per selection, which a short run would notice.
+devices. With a data mesh (the data's rows split over devices or processes,
+:mod:`bgmm.model.sharded`) the chains are vectorised and everything else the programs
+take is replicated on the mesh. Selections of chains (starts, keys) are made on the host:
+indexing a device array compiles a small program per selection, which a short run would
+notice.
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ class ChainLayout:
     ----------
     chain_method : "sequential", "vectorized" or "parallel"
     num_chains : int
+    data_mesh : jax.sharding.Mesh, optional
+        The mesh the data's rows are split over (only with "vectorized"): the programs run
+        on its devices, which may belong to several processes.
 
     Attributes
     ----------
@@ -41,7 +47,10 @@ class ChainLayout:
         The devices of ``parallel``, one chain each; None for the other layouts.
     """
 
-    def __init__(self, chain_method: str, num_chains: int):
+    def __init__(self, chain_method: str, num_chains: int, data_mesh: Mesh | None = None):
+        if data_mesh is not None and chain_method != "vectorized":
+            raise ValueError("chains on split data run vectorized")
+        self.data_mesh = data_mesh
         if chain_method == "parallel":
             devices = jax.local_devices()[: max(1, min(num_chains, jax.local_device_count()))]
             self.mesh = Mesh(np.array(devices), ("chains",))
@@ -57,14 +66,18 @@ class ChainLayout:
     @property
     def devices(self) -> list[jax.Device]:
         """The devices the programs run on, in the order of their device assignment."""
-        return [default_device()] if self.mesh is None else list(self.mesh.devices.flat)
+        mesh = self.data_mesh or self.mesh
+        return [default_device()] if mesh is None else list(mesh.devices.flat)
 
     def _data_sharding(self) -> NamedSharding | None:
         # The data are replicated on every device of the mesh.
         return None if self.mesh is None else NamedSharding(self.mesh, PartitionSpec())
 
     def put(self, data: Any) -> Any:
-        """Place the data on the device(s), once for the whole run."""
+        """Place the data on the device(s), once for the whole run (split data are placed
+        already: :func:`bgmm.model.sharded.sharded_features`)."""
+        if self.data_mesh is not None:
+            return data
         sharding = self._data_sharding()
         return jax.device_put(data) if sharding is None else jax.device_put(data, sharding)
 
@@ -75,6 +88,26 @@ class ChainLayout:
         return jax.tree.map(
             lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), shapes
         )
+
+    def replicate(self, tree: Any) -> Any:
+        """``tree`` as the programs take it: on a data mesh, the same value on every device
+        of every process (each process passes its own copy, equal to the others'); else as
+        it is."""
+        if self.data_mesh is None:
+            return tree
+        replicated = NamedSharding(self.data_mesh, PartitionSpec())
+
+        def put(leaf):
+            if isinstance(leaf, jax.Array) and leaf.sharding.is_equivalent_to(replicated, 0):
+                return leaf  # a program's result: in place already
+            # From host values: JAX places those on other processes' devices (and checks
+            # that every process passed the same), arrays on one device it does not.
+            if jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+                key_data = jax.device_put(np.asarray(jax.random.key_data(leaf)), replicated)
+                return jax.random.wrap_key_data(key_data, impl=jax.random.key_impl(leaf))
+            return jax.device_put(np.asarray(leaf), replicated)
+
+        return jax.tree.map(put, tree)
 
     @staticmethod
     def take(tree: Any, group: np.ndarray) -> Any:

@@ -170,6 +170,8 @@ class HostLoop(NamedTuple):
     data : pytree of arrays on the device(s)
     progress_bar : has ``update(num_steps)`` and ``close()``
     on_chunk : RunnerState -> bool, or None
+    replicate : pytree -> pytree
+        Places the programs' other arguments (:meth:`ChainLayout.replicate`).
     """
 
     plan: RunPlan
@@ -177,6 +179,7 @@ class HostLoop(NamedTuple):
     data: Any
     progress_bar: Any
     on_chunk: Callable[[RunnerState], bool] | None
+    replicate: Callable[[Any], Any]
 
 
 def run_chains(
@@ -195,6 +198,7 @@ def run_chains(
     program_identity: Any = None,
     resume_from: RunnerState | None = None,
     on_chunk: Callable[[RunnerState], bool] | None = None,
+    data_mesh: jax.sharding.Mesh | None = None,
 ) -> RunOutput:
     """Warm up and sample ``num_chains`` chains.
 
@@ -245,7 +249,9 @@ def run_chains(
     if chain_method not in CHAIN_METHODS:
         raise ValueError(f"unknown chain_method {chain_method!r}; expected one of {CHAIN_METHODS}")
     num_chains = jax.tree.leaves(initial_positions)[0].shape[0]
-    layout = ChainLayout(chain_method, num_chains)
+    layout = ChainLayout(chain_method, num_chains, data_mesh)
+    if data_mesh is not None:
+        program_identity = None
     plan = RunPlan(
         chain_method=chain_method,
         num_chains=num_chains,
@@ -261,7 +267,11 @@ def run_chains(
     lazy = isinstance(data, LazyData)
     data_spec = layout.abstract(data.shapes) if lazy else layout.put(data)
     group_keys = layout.group_keys(jax.random.split(rng_key, num_chains))
-    example_args = (layout.take(initial_positions, layout.groups[0]), group_keys[0], data_spec)
+    example_args = (
+        layout.replicate(layout.take(initial_positions, layout.groups[0])),
+        layout.replicate(group_keys[0]),
+        data_spec,
+    )
     identity = _program_identity(program_identity, spec, chain_method)
     programs = _compile_chain_programs(spec, layout, example_args, identity)
     release_free_heap()  # the compiler's scratch memory, before the data and the sampler
@@ -275,7 +285,7 @@ def run_chains(
     bar = _progress_bar(num_chains * plan.num_steps, progress)
     if resume_from is not None:
         bar.update(resume_from.steps_done)
-    loop = HostLoop(plan, programs, device_data, bar, on_chunk)
+    loop = HostLoop(plan, programs, device_data, bar, on_chunk, layout.replicate)
     sampling_start = time.perf_counter()
     finished = _sample_groups(loop, layout, initial_positions, group_keys, finished, resume_from)
     bar.close()
@@ -442,7 +452,7 @@ def _new_group(
     loop: HostLoop, index: int, num_real: int, positions: Any, finished: FinishedChains
 ) -> GroupProgress:
     """Start the group ``index`` at ``positions`` (leading axis G, ``num_real`` of them real)."""
-    carry = loop.programs.init(positions, loop.data)
+    carry = loop.programs.init(loop.replicate(positions), loop.data)
     no_draws = {
         name: np.empty((num_real, 0, *a.shape[2:]), a.dtype) for name, a in finished.draws.items()
     }
@@ -466,9 +476,13 @@ def _run_group(
         When ``loop.on_chunk`` returned True.
     """
     plan = loop.plan
+    chain_keys = loop.replicate(chain_keys)
     for start in range(group.next_step, plan.num_steps, plan.chunk_size):
         carry, records = loop.programs.run_chunk(
-            group.carry, chain_keys, jnp.asarray(start, jnp.int32), loop.data
+            loop.replicate(group.carry),
+            chain_keys,
+            loop.replicate(jnp.asarray(start, jnp.int32)),
+            loop.data,
         )
         kept = _kept_draws(plan, records, start, group.num_real)
         if kept is None:
