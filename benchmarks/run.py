@@ -26,6 +26,8 @@ Parts (docs/benchmarks.md has the results and what they mean; each is a module o
    (warm) and of 1,100 rows with an empty cache (cold); compile seconds (``parts.sizes``).
 8. Large N: ``bgmm fit`` at N = 10^5, D = 4, K = 3 with ``--metric diag`` and ``dense``
    (at most 3 seeds): ESS per second and per gradient (``parts.large_n``).
+9. Rows split over 1, 2, 4 devices and over 2 processes (JAX's distributed runtime): the
+   sampler's value and gradient and a psum's latency, N = 10^5 and 10^6 (``parts.split_rows``).
 gpu. HMC draws per second on synthetic data (vectorised chains, float32): for a GPU, see
    benchmarks/gpu.sh (``parts.gpu``).
 
@@ -50,6 +52,7 @@ from parts import (
     scale,
     scaling_curve,
     sizes,
+    split_rows,
     targets,
     tfp,
     tutorial,
@@ -65,6 +68,7 @@ PARTS = {
     "6": answers.run,
     "7": sizes.run,
     "8": large_n.run,
+    "9": split_rows.run,
     "gpu": gpu.run,
 }
 
@@ -77,7 +81,7 @@ def parser() -> argparse.ArgumentParser:
     """The command line's options (docs/benchmarks.md lists them)."""
     p = argparse.ArgumentParser(description="bgmm benchmark suite (see docs/benchmarks.md)")
     p.add_argument(
-        "--parts", default="1,2,3,4,5", help="comma-separated: 1,...,8,gpu (default 1,2,3,4,5)"
+        "--parts", default="1,2,3,4,5", help="comma-separated: 1,...,9,gpu (default 1,2,3,4,5)"
     )
     p.add_argument("--quick", action="store_true", help="shrink everything (smoke test)")
     p.add_argument("--json", default=str(HERE / "results.json"), help="results file")

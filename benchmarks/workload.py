@@ -203,9 +203,9 @@ def _transition_cost(data, priors, position, iterations: int) -> float:
     from bgmm.samplers.hmc import Tuning, build_hmc_step, init_hmc
 
     logdensity = make_logdensity(prepare_data(data, jnp.float64, "gemm"), priors, "tutorial")
-    step = build_hmc_step(logdensity, 5, jitter_steps=False)
+    step = build_hmc_step(logdensity, jitter_steps=False)
     size = sum(a.size for a in jax.tree.leaves(position))
-    tuning = Tuning(jnp.asarray(0.065), jnp.ones(size))
+    tuning = Tuning(jnp.asarray(0.065), jnp.ones(size), jnp.int32(5))
     key = jax.random.key(0)
 
     def transition_body(carry):

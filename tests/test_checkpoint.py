@@ -319,7 +319,7 @@ def _checkpoint(next_step: int):
         carry=(np.full((1, 3), float(next_step)),),
         carry_key_impls=("",),
         draws={"x": np.zeros((0, 2))},
-        tuning=Tuning(np.zeros(0), np.zeros((0, 3))),
+        tuning=Tuning(np.zeros(0), np.zeros((0, 3)), np.zeros(0, np.int32)),
         group_draws={"x": np.zeros((1, max(next_step - 2, 0)))},
     )
     starts = Params(np.ones((1, 2)), np.zeros((1, 2, 1)), np.ones((1, 2, 1, 1)))

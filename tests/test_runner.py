@@ -187,7 +187,7 @@ def _toy_run(chain_method, **resume):
         data=jnp.asarray(0.1),
         num_warmup=7,
         num_draws=8,
-        initial_tuning=Tuning(np.asarray(0.5), np.ones(2)),
+        initial_tuning=Tuning(np.asarray(0.5), np.ones(2), np.int32(4)),
         chain_method=chain_method,
         max_chunks=3,  # 15 steps in chunks of 5
         **resume,
@@ -204,7 +204,7 @@ def test_resuming_from_any_chunk_gives_the_same_draws(chain_method):
     assert len(states) == 3 * groups
     assert states[-1].finished and not any(s.finished for s in states[:-1])
     assert states[-1].steps_done == 3 * 15
-    assert states[0].carry_key_impls == ("", "threefry2x32", "", "")  # x, key, tuning
+    assert states[0].carry_key_impls == ("", "threefry2x32", "", "", "")  # x, key, tuning
     assert all(isinstance(a, np.ndarray) for s in states for a in s.carry)
     # The end of the first group (its final tuning still to read) and mid-way through the
     # last group; each resume compiles its programs again, so not every state.

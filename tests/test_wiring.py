@@ -68,12 +68,12 @@ def _adapted_warm_up(
             tuning.step_size,
             tuning.inverse_mass_matrix,
         )
-        adapt = rule.update(adapt, index, state.position, info.acceptance_rate)
+        adapt = rule.update(adapt, index, state.position, info.acceptance_rate, 0.0)
         return (state, adapt), (state.position, info.acceptance_rate)
 
     start = (
         nuts.init(jnp.ones(3), logdensity),
-        rule.init(INITIAL_STEP_SIZE, 3, jnp.float64),
+        rule.init(Tuning(jnp.asarray(INITIAL_STEP_SIZE), jnp.ones(3), jnp.int32(16))),
     )
     (_, adapt), (positions, acceptance) = jax.lax.scan(body, start, jnp.arange(NUM_WARMUP))
     return positions, acceptance, rule.final(adapt)
@@ -215,7 +215,7 @@ def test_runner_feeds_the_window_adaptation(mcse):
         np.ones((2, 3)),
         num_warmup=NUM_WARMUP,
         num_draws=WINDOW_LENGTH,
-        initial_tuning=Tuning(np.asarray(INITIAL_STEP_SIZE), np.ones(3)),
+        initial_tuning=Tuning(np.asarray(INITIAL_STEP_SIZE), np.ones(3), np.int32(16)),
         chain_method="vectorized",
     )
     imm = np.asarray(run.tuning.inverse_mass_matrix)

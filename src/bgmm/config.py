@@ -9,6 +9,7 @@ by (docs/design.md section 6). A default changed here reaches every one of them.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import inspect
 import math
@@ -19,7 +20,14 @@ from typing import Any
 import numpy as np
 
 from bgmm.errors import UserError
-from bgmm.inference import ADAPTATIONS, LIKELIHOOD_FORMS, METRICS, SAMPLERS, SamplerSettings
+from bgmm.inference import (
+    ADAPTATIONS,
+    AUTO_PATH_LENGTH,
+    LIKELIHOOD_FORMS,
+    METRICS,
+    SAMPLERS,
+    SamplerSettings,
+)
 from bgmm.model.covariance import COVARIANCE_TYPES
 from bgmm.model.density import TARGETS
 from bgmm.model.priors import Priors, validate_priors
@@ -68,6 +76,8 @@ class Option:
         The values a string option takes.
     parse : str -> value
         Turns the flag's text into the field's type (the checks are the config's).
+    metavar : str or None
+        The value's name in ``--help`` (default: from ``parse``).
     demo : bool
         Whether ``bgmm demo`` takes it (the demo fixes the data, K, priors and start).
     """
@@ -77,7 +87,18 @@ class Option:
     short: str | None = None
     choices: tuple[str, ...] | None = None
     parse: Callable[[str], Any] = str
+    metavar: str | None = None
     demo: bool = True
+
+
+def _steps_or_auto(text: str) -> int | str:
+    """``--leapfrog-steps``: an integer, or "auto"."""
+    if text == AUTO_PATH_LENGTH:
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or 'auto', got {text!r}") from None
 
 
 def _option(default: Any, help: str, **option: Any) -> Any:
@@ -131,8 +152,14 @@ class RunConfig:
     num_chains: int = _option(4, "number of chains", flag="--chains", parse=int)
     num_warmup: int = _option(1000, "warm-up (burn-in) steps per chain", flag="--warmup", parse=int)
     num_draws: int = _option(1000, "kept draws per chain (at least 2)", flag="--draws", parse=int)
-    num_leapfrog_steps: int = _option(
-        16, "HMC: mean leapfrog steps per transition", flag="--leapfrog-steps", parse=int
+    num_leapfrog_steps: int | str = _option(
+        16,
+        "HMC: mean leapfrog steps per transition (jittered), or 'auto': fitted in warm-up "
+        "to the mean length of the paths to a U-turn (with the window adaptation; better "
+        "per gradient at large N, worse on the tutorial's data: docs/benchmarks.md part 8)",
+        flag="--leapfrog-steps",
+        parse=_steps_or_auto,
+        metavar="N|auto",
     )
     max_tree_depth: int = _option(
         10,
@@ -392,9 +419,10 @@ def _checked_fields(config: RunConfig) -> dict[str, Any]:
     values["num_chains"] = _integer("num_chains", config.num_chains, 1, MAX_COUNT)
     values["num_warmup"] = _integer("num_warmup", config.num_warmup, 0, MAX_COUNT)
     values["num_draws"] = _integer("num_draws", config.num_draws, 2, MAX_COUNT)
-    values["num_leapfrog_steps"] = _integer(
-        "num_leapfrog_steps", config.num_leapfrog_steps, 1, MAX_COUNT
-    )
+    if config.num_leapfrog_steps != AUTO_PATH_LENGTH:  # "auto": fitted in warm-up
+        values["num_leapfrog_steps"] = _integer(
+            "num_leapfrog_steps", config.num_leapfrog_steps, 1, MAX_COUNT
+        )
     # 2**30 leapfrog steps per transition is beyond any use; deeper trees overflow counters.
     values["max_tree_depth"] = _integer("max_tree_depth", config.max_tree_depth, 1, 30)
     values["n_init"] = _integer("n_init", config.n_init, 1, MAX_COUNT)
@@ -426,6 +454,13 @@ def _check_combinations(config: RunConfig) -> None:
     if config.sampler != "hmc" and config.adaptation == "tutorial":
         raise UserError(
             f"the tutorial's step-size rule is for HMC, not {config.sampler}", option="adaptation"
+        )
+    if config.num_leapfrog_steps == AUTO_PATH_LENGTH and (
+        config.sampler != "hmc" or config.adaptation != "window"
+    ):
+        raise UserError(
+            "a path length fitted in warm-up ('auto') is for HMC with the window adaptation",
+            option="num_leapfrog_steps",
         )
     if config.metric == "dense" and (config.adaptation != "window" or config.sampler == "gibbs"):
         raise UserError(

@@ -345,6 +345,10 @@ def _run_record(
         "num_warmup": settings.num_warmup,
         "num_draws": settings.num_draws,
         "num_leapfrog_steps": settings.num_leapfrog_steps,
+        # HMC's mean path length in the kept draws (fitted in warm-up unless given).
+        "path_length_steps": float(np.mean(run.tuning.num_steps))
+        if settings.sampler == "hmc"
+        else None,
         "max_tree_depth": settings.max_tree_depth,
         "initial_step_size": settings.step_size,
         "step_size": float(np.mean(run.tuning.step_size)),

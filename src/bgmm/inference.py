@@ -23,9 +23,13 @@ from bgmm.model.transforms import (
     unconstrained_log_det_jacobian,
 )
 from bgmm.plumbing.batches import padded_rows
-from bgmm.samplers.adaptation import tutorial_step_size_rule, window_adaptation
+from bgmm.samplers.adaptation import (
+    MAX_FITTED_STEPS,
+    tutorial_step_size_rule,
+    window_adaptation,
+)
 from bgmm.samplers.gibbs import build_gibbs_kernel
-from bgmm.samplers.hmc import Tuning, build_hmc_step, init_hmc
+from bgmm.samplers.hmc import Tuning, build_hmc_step, init_hmc, uturn_time
 from bgmm.samplers.nuts import build_nuts_step
 from bgmm.samplers.runner import (
     ChainMethod,
@@ -39,6 +43,7 @@ from bgmm.tutorial import TUTORIAL_SAMPLER
 
 __all__ = [
     "ADAPTATIONS",
+    "AUTO_PATH_LENGTH",
     "LIKELIHOOD_FORMS",
     "METRICS",
     "SAMPLERS",
@@ -57,6 +62,10 @@ LikelihoodForm = Literal["auto", "gemm", "direct"]
 LIKELIHOOD_FORMS: tuple[str, ...] = ("auto", "gemm", "direct")
 # Above this size the GEMM form's feature matrix is not worth its memory (see prepare_data).
 FEATURE_MEMORY_BUDGET_BYTES = 2 * 1024**3
+# num_leapfrog_steps that asks for the path length fitted in warm-up (docs/design.md 17),
+# and the mean path length of the warm-up until then.
+AUTO_PATH_LENGTH = "auto"
+WARMUP_LEAPFROG_STEPS = 16
 Sampler = Literal["hmc", "nuts", "gibbs"]
 SAMPLERS: tuple[str, ...] = ("hmc", "nuts", "gibbs")
 
@@ -78,8 +87,9 @@ class SamplerSettings(NamedTuple):
         Gibbs conditionals differ, so no two structures share a program.
     dtype : "float64" or "float32"
     num_warmup, num_draws : int
-    num_leapfrog_steps : int or None
-        HMC: mean leapfrog steps per transition (exact with the tutorial's rule).
+    num_leapfrog_steps : int, "auto" or None
+        HMC: mean leapfrog steps per transition (exact with the tutorial's rule); "auto":
+        fitted to the posterior in warm-up (WARMUP_LEAPFROG_STEPS until then).
     max_tree_depth : int or None
         NUTS: at most 2**max_tree_depth leapfrog steps per transition.
     step_size : float or None
@@ -102,7 +112,7 @@ class SamplerSettings(NamedTuple):
     dtype: str
     num_warmup: int
     num_draws: int
-    num_leapfrog_steps: int | None
+    num_leapfrog_steps: int | str | None
     max_tree_depth: int | None
     step_size: float | None
     adaptation: Adaptation | None
@@ -271,7 +281,8 @@ def sample_posterior(
     if settings.sampler == "gibbs":
         make_kernel, adaptation = _gibbs_kernel_factory(priors, settings), None
         positions = Params(*(jnp.asarray(p, dtype) for p in initial_params))
-        initial_tuning = Tuning(np.zeros((), dtype), np.ones(1, dtype))  # nothing to tune
+        # Nothing to tune.
+        initial_tuning = Tuning(np.zeros((), dtype), np.ones(1, dtype), np.zeros((), np.int32))
     else:
         make_kernel = _hmc_kernel_factory(priors, settings, mesh)
         adaptation = _adaptation(settings)
@@ -284,6 +295,7 @@ def sample_posterior(
         initial_tuning = Tuning(
             np.asarray(settings.step_size, dtype),
             np.eye(num_dimensions, dtype=dtype) if dense else np.ones(num_dimensions, dtype),
+            np.asarray(_warmup_path_length(settings), np.int32),
         )
     return run_chains(
         rng_key,
@@ -313,9 +325,27 @@ def _adaptation(settings: SamplerSettings):
         )
     if settings.adaptation == "window":
         return window_adaptation(
-            settings.num_warmup, settings.target_accept, dense=settings.metric == "dense"
+            settings.num_warmup,
+            settings.target_accept,
+            dense=settings.metric == "dense",
+            fit_path_length=_fits_path_length(settings),
         )
     raise ValueError(f"unknown adaptation {settings.adaptation!r}; expected one of {ADAPTATIONS}")
+
+
+def _fits_path_length(settings: SamplerSettings) -> bool:
+    """HMC with the window adaptation and ``num_leapfrog_steps="auto"``: fitted in warm-up."""
+    return (
+        settings.sampler == "hmc"
+        and settings.adaptation == "window"
+        and settings.num_leapfrog_steps == AUTO_PATH_LENGTH
+    )
+
+
+def _warmup_path_length(settings: SamplerSettings) -> int:
+    """HMC's mean path length until (and unless) it is fitted; unused by NUTS and Gibbs."""
+    steps = settings.num_leapfrog_steps
+    return steps if isinstance(steps, int) else WARMUP_LEAPFROG_STEPS
 
 
 def _hmc_kernel_factory(
@@ -333,11 +363,7 @@ def _hmc_kernel_factory(
             step = build_nuts_step(logdensity, settings.max_tree_depth)
         else:
             # The tutorial's rule reproduces the tutorial: fixed path length. Else jitter it.
-            step = build_hmc_step(
-                logdensity,
-                settings.num_leapfrog_steps,
-                jitter_steps=settings.adaptation != "tutorial",
-            )
+            step = build_hmc_step(logdensity, jitter_steps=settings.adaptation != "tutorial")
 
         def record(state, info, tuning):
             params = to_constrained(state.position, num_features, structure)
@@ -364,12 +390,16 @@ def _hmc_kernel_factory(
                 "step_size": tuning.step_size,
             }
 
+        def probe(rng_key, state, tuning):
+            return uturn_time(rng_key, state, logdensity, tuning, MAX_FITTED_STEPS)
+
         return Kernel(
             init=lambda position: init_hmc(position, logdensity),
             step=step,
             acceptance_rate=lambda info: info.acceptance_rate,
             position=lambda state: state.position,
             record=record,
+            probe=probe if _fits_path_length(settings) else None,
         )
 
     return make_kernel

@@ -74,7 +74,7 @@ def _add_config_options(parser: argparse.ArgumentParser, command: str) -> None:
                 choices=option.choices,
                 default=None,
                 help=text,
-                metavar=_METAVARS.get(option.parse),
+                metavar=option.metavar or _METAVARS.get(option.parse),
             )
 
 

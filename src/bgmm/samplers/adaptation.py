@@ -32,7 +32,10 @@ from bgmm.samplers.blackjax_adapter import (
 )
 from bgmm.samplers.hmc import Tuning
 
-__all__ = ["Adaptation", "tutorial_step_size_rule", "window_adaptation"]
+__all__ = ["MAX_FITTED_STEPS", "Adaptation", "tutorial_step_size_rule", "window_adaptation"]
+
+# The longest fitted path (also a U-turn probe's longest), NUTS's default tree depth 10.
+MAX_FITTED_STEPS = 1024
 
 
 class Adaptation(NamedTuple):
@@ -40,19 +43,23 @@ class Adaptation(NamedTuple):
 
     Attributes
     ----------
-    init : (initial_step_size, num_dimensions, dtype) -> state
-        ``initial_step_size`` a float or array of shape (), ``num_dimensions`` P.
-    update : (state, step_index, position, acceptance_rate) -> state
+    init : initial Tuning -> state
+        The inverse mass matrix's shape and dtype give P and the dtype.
+    update : (state, step_index, position, acceptance_rate, path_time) -> state
         After warm-up step ``step_index`` (int array, shape ()), with the chain's new
-        position (pytree) and that step's acceptance rate (shape ()).
+        position (pytree), that step's acceptance rate (shape ()) and, at the steps
+        ``probes`` names, the kernel's U-turn time from the new position (else 0).
     current : state -> Tuning used for the next warm-up step
     final : state -> Tuning used for the kept draws
+    probes : step_index -> bool array, or None
+        The steps after which the kernel measures its U-turn time (None: none).
     """
 
     init: Callable[..., Any]
     update: Callable[..., Any]
     current: Callable[[Any], Tuning]
     final: Callable[[Any], Tuning]
+    probes: Callable[[jax.Array], jax.Array] | None = None
 
 
 def _with_dtypes_of(tree, reference):
@@ -68,10 +75,13 @@ class StepSizeRuleState(NamedTuple):
     step_size : array, shape ()
     inverse_mass_matrix : array, shape (P,)
         Ones throughout.
+    num_steps : int32 array, shape ()
+        The path length, fixed.
     """
 
     step_size: jax.Array
     inverse_mass_matrix: jax.Array
+    num_steps: jax.Array
 
 
 def tutorial_step_size_rule(
@@ -94,13 +104,16 @@ def tutorial_step_size_rule(
         Its state is a :class:`StepSizeRuleState`; ``current`` and ``final`` agree.
     """
 
-    def init(initial_step_size, num_dimensions, dtype):
+    def init(initial_tuning: Tuning):
+        imm = initial_tuning.inverse_mass_matrix
         return StepSizeRuleState(
-            jnp.asarray(initial_step_size, dtype), jnp.ones(num_dimensions, dtype)
+            jnp.asarray(initial_tuning.step_size, imm.dtype),
+            jnp.ones(imm.shape[-1], imm.dtype),
+            jnp.asarray(initial_tuning.num_steps, jnp.int32),
         )
 
-    def update(state, step_index, position, acceptance_rate):
-        del position
+    def update(state, step_index, position, acceptance_rate, path_time):
+        del position, path_time
         factor = jnp.where(
             acceptance_rate > target_accept_prob,
             1.0 + adaptation_rate,
@@ -111,7 +124,7 @@ def tutorial_step_size_rule(
         return state._replace(step_size=new_step.astype(state.step_size.dtype))
 
     def current(state):
-        return Tuning(state.step_size, state.inverse_mass_matrix)
+        return Tuning(state.step_size, state.inverse_mass_matrix, state.num_steps)
 
     return Adaptation(init, update, current, current)
 
@@ -127,12 +140,19 @@ class WindowAdaptationState(NamedTuple):
         For the next warm-up step.
     inverse_mass_matrix : array, shape (P,), or (P, P) when dense
         Estimated in the last finished slow window (the identity before the first ends).
+    num_steps : int32 array, shape ()
+        The path length of the warm-up's transitions (the initial tuning's).
+    path_time_sum, num_probes : arrays, shape ()
+        The sum of the U-turn times measured so far and their number.
     """
 
     step_size_state: Any
     mass_matrix_state: Any
     step_size: jax.Array
     inverse_mass_matrix: jax.Array
+    num_steps: jax.Array
+    path_time_sum: jax.Array
+    num_probes: jax.Array
 
 
 class _WindowPieces(NamedTuple):
@@ -165,9 +185,13 @@ def _window_pieces(num_warmup: int, target_acceptance_rate: float, dense: bool) 
 
 
 def window_adaptation(
-    num_warmup: int, target_acceptance_rate: float, dense: bool = False
+    num_warmup: int,
+    target_acceptance_rate: float,
+    dense: bool = False,
+    fit_path_length: bool = False,
 ) -> Adaptation:
-    """Stan-style windowed adaptation of step size and mass matrix.
+    """Stan-style windowed adaptation of step size and mass matrix, and of HMC's path
+    length when asked.
 
     Parameters
     ----------
@@ -178,6 +202,11 @@ def window_adaptation(
     dense : bool
         Estimate the whole inverse mass matrix (P, P), the posterior covariance in the
         unconstrained space, rather than its diagonal (P,).
+    fit_path_length : bool
+        In the last window (the metric fixed, the step size settling), measure the
+        kernel's U-turn time after every step; the kept draws then take the mean time
+        over the final step size as their mean number of leapfrog steps
+        (:func:`bgmm.samplers.hmc.uturn_time`; docs/design.md 17).
 
     Returns
     -------
@@ -189,12 +218,23 @@ def window_adaptation(
     def pieces() -> _WindowPieces:
         return _window_pieces(num_warmup, target_acceptance_rate, dense)
 
-    def init(initial_step_size, num_dimensions, dtype):
+    def init(initial_tuning: Tuning):
         (da_init, _, _), (mm_init, _, _), _ = pieces()
+        imm = initial_tuning.inverse_mass_matrix
+        num_dimensions, dtype = imm.shape[-1], imm.dtype
         eye = jnp.eye(num_dimensions, dtype=dtype)
         mm_state = mm_init(num_dimensions, eye if dense else jnp.diagonal(eye))
-        step = jnp.asarray(initial_step_size, dtype)
-        return WindowAdaptationState(da_init(step), mm_state, step, mm_state.inverse_mass_matrix)
+        step = jnp.asarray(initial_tuning.step_size, dtype)
+        zero = jnp.zeros((), dtype)
+        return WindowAdaptationState(
+            da_init(step),
+            mm_state,
+            step,
+            mm_state.inverse_mass_matrix,
+            jnp.asarray(initial_tuning.num_steps, jnp.int32),
+            zero,
+            zero,
+        )
 
     def fast_update(position, acceptance_rate, state):
         del position
@@ -214,9 +254,23 @@ def window_adaptation(
         da_state = da_init(da_final(state.step_size_state))
         step = jnp.exp(da_state.log_step_size).astype(state.step_size.dtype)
         imm = mm_state.inverse_mass_matrix.astype(state.inverse_mass_matrix.dtype)
-        return WindowAdaptationState(da_state, mm_state, step, imm)
+        return state._replace(
+            step_size_state=da_state,
+            mass_matrix_state=mm_state,
+            step_size=step,
+            inverse_mass_matrix=imm,
+        )
 
-    def update(state, step_index, position, acceptance_rate):
+    def probes(step_index):
+        return (step_index >= _last_window_start(pieces().schedule)) & (step_index < num_warmup)
+
+    def update(state, step_index, position, acceptance_rate, path_time):
+        if fit_path_length:
+            probed = probes(step_index).astype(state.num_probes.dtype)
+            state = state._replace(
+                path_time_sum=state.path_time_sum + probed * path_time,
+                num_probes=state.num_probes + probed,
+            )
         stage, is_window_end = jnp.asarray(pieces().schedule)[step_index]
 
         # BlackJAX's pieces promote float32 states to float64 in 64-bit mode; keep the dtypes
@@ -234,10 +288,22 @@ def window_adaptation(
         return jax.lax.cond(is_window_end, keep_dtypes(end_of_slow_window), lambda s: s, state)
 
     def current(state):
-        return Tuning(state.step_size, state.inverse_mass_matrix)
+        return Tuning(state.step_size, state.inverse_mass_matrix, state.num_steps)
 
     def final(state):
         step = jnp.exp(state.step_size_state.log_step_size_avg).astype(state.step_size.dtype)
-        return Tuning(step, state.inverse_mass_matrix)
+        num_steps = state.num_steps
+        if fit_path_length:
+            mean_time = state.path_time_sum / jnp.maximum(state.num_probes, 1)
+            fitted = jnp.clip(jnp.round(mean_time / step), 1, MAX_FITTED_STEPS)
+            num_steps = jnp.where(state.num_probes > 0, fitted.astype(jnp.int32), num_steps)
+        return Tuning(step, state.inverse_mass_matrix, num_steps)
 
-    return Adaptation(init, update, current, final)
+    return Adaptation(init, update, current, final, probes if fit_path_length else None)
+
+
+def _last_window_start(schedule: np.ndarray) -> int:
+    """The first step after the last slow window (0 when there is none): the final fast
+    window, where the metric is fixed and only the step size still moves."""
+    ends = np.flatnonzero(schedule[:, 1])
+    return int(ends[-1]) + 1 if len(ends) else 0

@@ -30,6 +30,7 @@ __all__ = [
     "BlackJAXInternals",
     "blackjax_internals",
     "dual_averaging_adaptation",
+    "euclidean_metric",
     "flip_momentum",
     "hmc_energy",
     "hmc_info",
@@ -67,6 +68,7 @@ BLACKJAX_FIELDS_READ: dict[str, tuple[str, ...]] = {
     "IntegratorState": ("position", "momentum", "logdensity", "logdensity_grad"),
     "DualAveragingAdaptationState": ("log_step_size", "log_step_size_avg"),
     "MassMatrixAdaptationState": ("inverse_mass_matrix",),
+    "Metric": ("sample_momentum", "kinetic_energy", "check_turning"),
 }
 
 
@@ -97,6 +99,8 @@ class BlackJAXInternals(NamedTuple):
     DualAveragingAdaptationState: type
     mass_matrix_adaptation: Callable
     MassMatrixAdaptationState: type
+    default_metric: Callable
+    Metric: type
 
 
 @functools.cache
@@ -121,6 +125,10 @@ def blackjax_internals() -> BlackJAXInternals:
     # What BlackJAX's HMC kernel hands our trajectory and takes back from it.
     from blackjax.mcmc.integrators import IntegratorState
 
+    # The Euclidean metric HMC and NUTS build from an inverse mass matrix: its momentum
+    # draw, kinetic energy and NUTS's U-turn criterion, for the path length's warm-up.
+    from blackjax.mcmc.metrics import Metric, default_metric
+
     # The NUTS kernel's info, for the check of the fields the runner records.
     from blackjax.mcmc.nuts import NUTSInfo
 
@@ -141,6 +149,8 @@ def blackjax_internals() -> BlackJAXInternals:
         DualAveragingAdaptationState=DualAveragingAdaptationState,
         mass_matrix_adaptation=mass_matrix_adaptation,
         MassMatrixAdaptationState=MassMatrixAdaptationState,
+        default_metric=default_metric,
+        Metric=Metric,
     )
 
 
@@ -191,6 +201,13 @@ def integrator_state(
     return blackjax_internals().IntegratorState(
         position=position, momentum=momentum, logdensity=logdensity, logdensity_grad=logdensity_grad
     )
+
+
+def euclidean_metric(inverse_mass_matrix: jax.Array) -> Any:
+    """BlackJAX's metric of ``inverse_mass_matrix`` (P,) or (P, P): ``sample_momentum(key,
+    position)``, ``kinetic_energy(momentum)``, ``check_turning(momentum_left,
+    momentum_right, momentum_sum) -> bool``."""
+    return blackjax_internals().default_metric(inverse_mass_matrix)
 
 
 def hmc_energy(kinetic_energy: Callable) -> Callable:

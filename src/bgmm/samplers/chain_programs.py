@@ -38,6 +38,10 @@ __all__ = [
     "one_chain_spec",
 ]
 
+# Folded into a step's key for its U-turn probe, so that the step's own randomness is the
+# same whether or not the step probes.
+PROBE_KEY = 0x5554
+
 
 class Kernel(NamedTuple):
     """A transition kernel as the runner sees it.
@@ -49,6 +53,10 @@ class Kernel(NamedTuple):
     acceptance_rate : info -> array, shape (), fed to the adaptation
     position : state -> position pytree
     record : (state, info, tuning) -> dict of arrays kept for every draw
+    probe : (rng_key, state, tuning) -> array, shape (), or None
+        The integration time to the posterior's U-turn from ``state``
+        (:func:`bgmm.samplers.hmc.uturn_time`), for an adaptation that fits the path
+        length; None: the kernel has no path length to fit.
     """
 
     init: Callable[[Any], Any]
@@ -56,6 +64,7 @@ class Kernel(NamedTuple):
     acceptance_rate: Callable[[Any], jax.Array]
     position: Callable[[Any], Any]
     record: Callable[[Any, Any, Any], dict[str, jax.Array]]
+    probe: Callable[[jax.Array, Any, Any], jax.Array] | None = None
 
 
 class ChainSpec(NamedTuple):
@@ -111,10 +120,7 @@ def _select(mask: jax.Array, new: Any, old: Any) -> Any:
 def _initial_adaptation_state(spec: ChainSpec) -> Any:
     if spec.adaptation is None:
         return spec.initial_tuning
-    inverse_mass_matrix = spec.initial_tuning.inverse_mass_matrix
-    return spec.adaptation.init(
-        spec.initial_tuning.step_size, inverse_mass_matrix.shape[-1], inverse_mass_matrix.dtype
-    )
+    return spec.adaptation.init(spec.initial_tuning)
 
 
 def _initial_carry(spec: ChainSpec, position: Any, data: Any) -> ChainCarry:
@@ -150,8 +156,13 @@ def _transition(
     new_kernel_state, info = kernel.step(step_key, carry.kernel_state, tuning)
     adaptation_state = carry.adaptation_state
     if spec.adaptation is not None:
+        path_time = _probe(spec.adaptation, kernel, step_key, new_kernel_state, tuning, index)
         adapted = spec.adaptation.update(
-            adaptation_state, index, kernel.position(new_kernel_state), kernel.acceptance_rate(info)
+            adaptation_state,
+            index,
+            kernel.position(new_kernel_state),
+            kernel.acceptance_rate(info),
+            path_time,
         )
         adaptation_state = _select(is_warmup, adapted, adaptation_state)
     # Steps past the last (the padded tail of the last chunk) leave the chain where it is.
@@ -159,6 +170,23 @@ def _transition(
         index < spec.num_steps, ChainCarry(new_kernel_state, adaptation_state), carry
     )
     return new_carry, kernel.record(new_kernel_state, info, tuning)
+
+
+def _probe(
+    adaptation: Adaptation, kernel: Kernel, step_key: jax.Array, state: Any, tuning: Tuning, index
+) -> jax.Array:
+    """The kernel's U-turn time from ``state`` at the steps where the adaptation asks for
+    one, else 0. The step index is the same for every chain, so under vmap this stays a
+    branch: the other steps pay nothing."""
+    zero = jnp.zeros((), tuning.step_size.dtype)
+    if kernel.probe is None or adaptation.probes is None:
+        return zero
+    probe_key = jax.random.fold_in(step_key, PROBE_KEY)  # the step's own key is untouched
+    return jax.lax.cond(
+        adaptation.probes(index),
+        lambda: kernel.probe(probe_key, state, tuning).astype(zero.dtype),
+        lambda: zero,
+    )
 
 
 def build_init_program(spec: ChainSpec) -> Callable:
