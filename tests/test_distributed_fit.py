@@ -8,6 +8,7 @@ them; a JAX process cannot join a distributed runtime after it has started.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import socket
 import subprocess
@@ -212,3 +213,17 @@ def test_a_fit_on_split_rows_in_one_process(tmp_path):
     assert idata.observed_data["y"].shape == (300, 2)  # all rows: fewer than the sample's size
     means = np.sort(model.means_[:, 0])
     np.testing.assert_allclose(means, [0.0, 2.0, 4.0], atol=0.2)  # the clusters, well apart
+
+
+def test_split_rows_from_the_command_line_in_one_process(tmp_path):
+    """``bgmm fit --split-rows`` on one process's two devices: a whole run, no checkpoint
+    left, and the outputs of a fit (this process holds every row, so the assignments too)."""
+    data = _clusters(tmp_path / "clusters.csv", num_rows=300)
+    args = ["fit", str(data), "--out", "out", "--split-rows", "--warmup", "100", "--draws", "50"]
+    process = _bgmm([*args, "--no-plots", "--quiet", "--json"], tmp_path, devices=2)
+    stdout, stderr = process.communicate(timeout=600)
+    assert process.returncode == 0, stderr[-3000:]
+    record = json.loads(stdout)
+    assert record["split_rows_devices"] == 2 and record["num_observations"] == 300
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert names == [".bgmm-manifest.json", "assignments.csv", "partition.csv", "posterior.nc"]

@@ -34,6 +34,10 @@ SIMILARITY_ROWS = 2000
 MIXTURE_VARIABLES = ("weights", "means", "chol_precision")
 
 
+# What a run on split rows records (bgmm.fitting): processes, devices and rows in all.
+SPLIT_ROWS_KEYS = ("split_rows_processes", "split_rows_devices", "num_observations")
+
+
 @dataclass
 class FitResult:
     """A finished run.
@@ -72,6 +76,10 @@ class FitResult:
         record = {k: self.settings[k] for k in keys}
         # Results written before covariance structures existed are 'full'.
         record["covariance_type"] = self.settings.get("covariance_type", "full")
+        # HMC's mean path length; where the rows were, for a run on split rows.
+        for key in ("path_length_steps", *SPLIT_ROWS_KEYS):
+            if self.settings.get(key) is not None:
+                record[key] = self.settings[key]
         record.update(
             {k: v for k, v in self.summary.items() if k not in ("num_chains", "num_draws")}
         )
