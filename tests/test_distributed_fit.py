@@ -123,13 +123,17 @@ def test_a_bad_row_in_one_block_stops_every_process(tmp_path):
         (["--coordinator", "nohost", "--num-processes", "2", "--process-id", "0"], "HOST:PORT"),
         (["--coordinator", "h:1", "--num-processes", "2", "--process-id", "2"], "0 to 1"),
         (["--sampler", "gibbs", "--split-rows"], "HMC and NUTS"),
+        (["select", "--split-rows"], "PSIS-LOO"),
     ],
 )
 def test_cluster_options_are_checked_before_anything_runs(tmp_path, capsys, args, message):
     from bgmm.cli import main
 
     data = _clusters(tmp_path / "clusters.csv", num_rows=20)
-    assert main(["fit", str(data), "--out", str(tmp_path / "out"), *args]) == 2
+    command = "fit"
+    if args[0] == "select":
+        command, args = "select", args[1:]
+    assert main([command, str(data), "--out", str(tmp_path / "out"), *args]) == 2
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], lines
     assert not (tmp_path / "out").exists()

@@ -326,6 +326,12 @@ def check_grid(
         raise UserError(
             "model selection needs the pointwise log-likelihood", option="store_log_likelihood"
         )
+    if options.get("split_rows"):
+        raise UserError(
+            "model selection needs every row's log-likelihood (PSIS-LOO), which a run on "
+            "split rows does not keep",
+            option="split_rows",
+        )
     return [(k, covariance) for covariance in types for k in ks]
 
 
