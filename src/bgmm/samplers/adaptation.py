@@ -266,11 +266,7 @@ def window_adaptation(
 
     def update(state, step_index, position, acceptance_rate, path_time):
         if fit_path_length:
-            probed = probes(step_index).astype(state.num_probes.dtype)
-            state = state._replace(
-                path_time_sum=state.path_time_sum + probed * path_time,
-                num_probes=state.num_probes + probed,
-            )
+            state = _with_probe(state, probes(step_index), path_time)
         stage, is_window_end = jnp.asarray(pieces().schedule)[step_index]
 
         # BlackJAX's pieces promote float32 states to float64 in 64-bit mode; keep the dtypes
@@ -292,14 +288,29 @@ def window_adaptation(
 
     def final(state):
         step = jnp.exp(state.step_size_state.log_step_size_avg).astype(state.step_size.dtype)
-        num_steps = state.num_steps
-        if fit_path_length:
-            mean_time = state.path_time_sum / jnp.maximum(state.num_probes, 1)
-            fitted = jnp.clip(jnp.round(mean_time / step), 1, MAX_FITTED_STEPS)
-            num_steps = jnp.where(state.num_probes > 0, fitted.astype(jnp.int32), num_steps)
+        num_steps = _fitted_num_steps(state, step) if fit_path_length else state.num_steps
         return Tuning(step, state.inverse_mass_matrix, num_steps)
 
     return Adaptation(init, update, current, final, probes if fit_path_length else None)
+
+
+def _with_probe(
+    state: WindowAdaptationState, probed: jax.Array, path_time: jax.Array
+) -> WindowAdaptationState:
+    """``state`` with a step's U-turn time added when the step probed."""
+    probed = probed.astype(state.num_probes.dtype)
+    return state._replace(
+        path_time_sum=state.path_time_sum + probed * path_time,
+        num_probes=state.num_probes + probed,
+    )
+
+
+def _fitted_num_steps(state: WindowAdaptationState, step_size: jax.Array) -> jax.Array:
+    """The mean U-turn time over ``step_size``, in whole steps from 1 to MAX_FITTED_STEPS;
+    the warm-up's path length when no step probed."""
+    mean_time = state.path_time_sum / jnp.maximum(state.num_probes, 1)
+    fitted = jnp.clip(jnp.round(mean_time / step_size), 1, MAX_FITTED_STEPS).astype(jnp.int32)
+    return jnp.where(state.num_probes > 0, fitted, state.num_steps)
 
 
 def _last_window_start(schedule: np.ndarray) -> int:
