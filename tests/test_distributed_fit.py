@@ -231,3 +231,26 @@ def test_split_rows_from_the_command_line_in_one_process(tmp_path):
     assert record["split_rows_devices"] == 2 and record["num_observations"] == 300
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert names == [".bgmm-manifest.json", "assignments.csv", "partition.csv", "posterior.nc"]
+
+
+def test_ctrl_c_stops_a_split_run_and_leaves_nothing(tmp_path):
+    """A run on split rows keeps no checkpoint, so SIGINT ends it at once: exit 130, one
+    line, and --out removed (nothing to resume)."""
+    import signal
+    import time
+
+    data = _clusters(tmp_path / "clusters.csv", num_rows=300)
+    process = _bgmm(["fit", str(data), "--out", "out", "--split-rows", "--quiet"], tmp_path)
+    deadline = time.monotonic() + 300
+    while not (tmp_path / "out").exists():  # made before anything compiles
+        assert process.poll() is None, process.stderr.read()
+        assert time.monotonic() < deadline, "--out never made"
+        time.sleep(0.02)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 130, stderr[-3000:]
+    assert [line for line in stderr.splitlines() if line.startswith("error:")] == [
+        "error: interrupted"
+    ]
+    assert "Traceback" not in stderr
+    assert not (tmp_path / "out").exists()

@@ -84,8 +84,6 @@ def fit(args) -> int:
     startup_seconds = process_seconds()
 
     def run(**checkpointing):
-        if config.split_rows:
-            checkpointing = {}  # its state is on every device: none is written
         return model.fit(
             data,
             feature_names=names,
@@ -94,7 +92,14 @@ def fit(args) -> int:
             **checkpointing,
         ).result_
 
-    result = sample(out, args, run)
+    if config.split_rows:  # no checkpoint (its state is on every device): nothing to resume
+        try:
+            result = run()
+        except BaseException:
+            out.discard(keep_checkpoint=False)
+            raise
+    else:
+        result = sample(out, args, run)
     written = write_outputs(result, args, features, out, data=data)
     finish(result, result.to_dict() | {"startup_seconds": startup_seconds}, written, args)
     return 0
