@@ -254,3 +254,12 @@ def test_ctrl_c_stops_a_split_run_and_leaves_nothing(tmp_path):
     ]
     assert "Traceback" not in stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_a_column_constant_over_all_rows_is_named_before_sampling():
+    import bgmm
+
+    data = np.random.default_rng(0).normal(size=(40, 2))
+    data[:, 1] = 3.0
+    with pytest.raises(UserError, match="column 2 is constant"):
+        bgmm.BayesianGMM(n_components=2, split_rows=True).fit(data)

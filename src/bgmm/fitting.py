@@ -88,7 +88,9 @@ def run_fit(
     priors, priors_name, standardize = _resolve_priors(config, data.shape[1])
     # Rows split over processes: ``data`` is this process's block, ``rows`` what every
     # process holds of all of them (a sample), for what needs the same rows everywhere.
-    split = gather_split_rows(data, config.random_state, source) if config.split_rows else None
+    split = None
+    if config.split_rows:
+        split = gather_split_rows(data, config.random_state, source, standardize)
     rows = data if split is None else split.sample
     scaler = _standardizer(config, data, source, split) if standardize else None
     if resumed is not None:

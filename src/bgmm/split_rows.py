@@ -22,12 +22,11 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 
 from bgmm.data.errors import DataError
 from bgmm.model.gemm_likelihood import Features
-from bgmm.model.sharded import DATA_AXIS, sharded_features
+from bgmm.model.sharded import DATA_AXIS, gather_over_processes, sharded_features
 
 __all__ = [
     "SAMPLE_ROWS",
@@ -74,7 +73,9 @@ def data_mesh() -> Mesh:
     return Mesh(np.array(jax.devices()), (DATA_AXIS,))
 
 
-def gather_split_rows(local_rows: np.ndarray, seed: int, source: str = "data") -> SplitRows:
+def gather_split_rows(
+    local_rows: np.ndarray, seed: int, source: str = "data", standardize: bool = True
+) -> SplitRows:
     """Agree on the moments and a sample of all rows; every process calls it with its block.
 
     Parameters
@@ -85,6 +86,9 @@ def gather_split_rows(local_rows: np.ndarray, seed: int, source: str = "data") -
         For the sample; each process draws from its block with its own stream.
     source : str
         Name of the data in error messages.
+    standardize : bool
+        The fit standardises the data: a column constant over all rows is an error (as
+        :meth:`bgmm.data.Standardizer.fit` makes it in a fit that is not split).
 
     Returns
     -------
@@ -93,15 +97,15 @@ def gather_split_rows(local_rows: np.ndarray, seed: int, source: str = "data") -
     Raises
     ------
     DataError
-        A column constant over all rows, or a process with no rows.
+        A column constant over all rows (when standardising), or a process with no rows.
     """
     mesh = data_mesh()
     local_rows = np.asarray(local_rows, np.float64)
-    counts = _gather(np.asarray(len(local_rows), np.int64))
+    counts = gather_over_processes(np.asarray(len(local_rows), np.int64))
     if counts.min() == 0:
         raise DataError(f"{source}: process {int(np.argmin(counts))} has no rows")
     num_rows = int(counts.sum())
-    center, scale = _moments(local_rows, counts, source)
+    center, scale = _moments(local_rows, counts, source if standardize else None)
     per_process = math.ceil(min(num_rows, SAMPLE_ROWS) / len(counts))
     sample = _gathered_sample(local_rows, per_process, seed)
     local_devices = len(mesh.local_devices)
@@ -127,24 +131,20 @@ def split_features(
     )
 
 
-def _gather(local: np.ndarray) -> np.ndarray:
-    """Every process's ``local`` (the same shape on each), stacked in process order."""
-    return np.asarray(multihost_utils.process_allgather(local, tiled=False))
-
-
-def _moments(local_rows: np.ndarray, counts: np.ndarray, source: str):
+def _moments(local_rows: np.ndarray, counts: np.ndarray, source: str | None):
     """Column means and population standard deviations of all rows, from each block's
-    mean and scatter about it (Chan et al.'s pairwise update: no cancellation)."""
-    means = _gather(local_rows.mean(axis=0))
-    scatters = _gather(((local_rows - local_rows.mean(axis=0)) ** 2).sum(axis=0))
-    lows = _gather(local_rows.min(axis=0)).min(axis=0)
-    highs = _gather(local_rows.max(axis=0)).max(axis=0)
+    mean and scatter about it (Chan et al.'s pairwise update: no cancellation); with a
+    ``source``, a constant column is an error."""
+    means = gather_over_processes(local_rows.mean(axis=0))
+    scatters = gather_over_processes(((local_rows - local_rows.mean(axis=0)) ** 2).sum(axis=0))
+    lows = gather_over_processes(local_rows.min(axis=0)).min(axis=0)
+    highs = gather_over_processes(local_rows.max(axis=0)).max(axis=0)
     weights = counts[:, None] / counts.sum()
     center = (weights * means).sum(axis=0)
     scatter = scatters.sum(axis=0) + (counts[:, None] * (means - center) ** 2).sum(axis=0)
     scale = np.sqrt(scatter / counts.sum())
     constant = (scale == 0) | (lows == highs)
-    if constant.any():
+    if source is not None and constant.any():
         j = int(np.argmax(constant))
         raise DataError(
             f"{source}: column {j + 1} is constant (every value is {lows[j]:g}); "
@@ -161,6 +161,6 @@ def _gathered_sample(local_rows: np.ndarray, per_process: int, seed: int) -> np.
     rows = local_rows[np.sort(rng.choice(len(local_rows), size=size, replace=False))]
     padded = np.full((per_process, local_rows.shape[1]), np.nan)
     padded[:size] = rows
-    blocks = _gather(padded)
-    sizes = _gather(np.asarray(size, np.int64))
+    blocks = gather_over_processes(padded)
+    sizes = gather_over_processes(np.asarray(size, np.int64))
     return np.concatenate([block[:n] for block, n in zip(blocks, sizes, strict=True)])

@@ -18,6 +18,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -30,7 +31,12 @@ from bgmm.model.gemm_likelihood import (
 )
 from bgmm.model.transforms import Params
 
-__all__ = ["DATA_AXIS", "sharded_features", "sharded_gemm_log_likelihood"]
+__all__ = [
+    "DATA_AXIS",
+    "gather_over_processes",
+    "sharded_features",
+    "sharded_gemm_log_likelihood",
+]
 
 DATA_AXIS = "data"
 
@@ -117,7 +123,8 @@ def sharded_features(
     replicated = NamedSharding(mesh, P())
     scatter = None
     if covariance_type == "tied":
-        scatter = _sum_over_processes(np.asarray(local.scatter), mesh, axis)
+        # Added in process order, so every process gets the same sum.
+        scatter = gather_over_processes(np.asarray(local.scatter)).sum(axis=0)
     return Features(
         phi,
         jax.device_put(jnp.asarray(center, dtype), replicated),
@@ -125,11 +132,7 @@ def sharded_features(
     )
 
 
-def _sum_over_processes(local: np.ndarray, mesh: Mesh, axis: str) -> np.ndarray:
-    """The sum over the processes of each one's ``local`` array (every process gets it)."""
-    # This process's array on its first device, zeros on its others: the sum is exact.
-    blocks = np.zeros((len(mesh.local_devices), *local.shape), local.dtype)
-    blocks[0] = local
-    stacked = jax.make_array_from_process_local_data(NamedSharding(mesh, P(axis)), blocks)
-    total = jax.jit(lambda a: jnp.sum(a, axis=0), out_shardings=NamedSharding(mesh, P()))
-    return np.asarray(total(stacked))
+def gather_over_processes(local: np.ndarray) -> np.ndarray:
+    """Every process's ``local`` (the same shape on each), stacked in process order, on
+    every process (JAX's ``process_allgather``; one process: ``local[None]``)."""
+    return np.asarray(multihost_utils.process_allgather(local, tiled=False))
