@@ -28,6 +28,8 @@ Parts (docs/benchmarks.md has the results and what they mean; each is a module o
    (at most 3 seeds): ESS per second and per gradient (``parts.large_n``).
 9. Rows split over 1, 2, 4 devices and over 2 processes (JAX's distributed runtime): the
    sampler's value and gradient and a psum's latency, N = 10^5 and 10^6 (``parts.split_rows``).
+10. The warm-up on a subsample at N = 10^5: ``bgmm fit`` with the warm-up on all rows and on
+   10,000, at 4 leapfrog steps and fitted ones (``parts.warmup_subsample``).
 gpu. HMC draws per second on synthetic data (vectorised chains, float32): for a GPU, see
    benchmarks/gpu.sh (``parts.gpu``).
 
@@ -56,6 +58,7 @@ from parts import (
     targets,
     tfp,
     tutorial,
+    warmup_subsample,
 )
 
 # In the order they run.
@@ -69,6 +72,7 @@ PARTS = {
     "7": sizes.run,
     "8": large_n.run,
     "9": split_rows.run,
+    "10": warmup_subsample.run,
     "gpu": gpu.run,
 }
 
@@ -81,7 +85,7 @@ def parser() -> argparse.ArgumentParser:
     """The command line's options (docs/benchmarks.md lists them)."""
     p = argparse.ArgumentParser(description="bgmm benchmark suite (see docs/benchmarks.md)")
     p.add_argument(
-        "--parts", default="1,2,3,4,5", help="comma-separated: 1,...,9,gpu (default 1,2,3,4,5)"
+        "--parts", default="1,2,3,4,5", help="comma-separated: 1,...,10,gpu (default 1,2,3,4,5)"
     )
     p.add_argument("--quick", action="store_true", help="shrink everything (smoke test)")
     p.add_argument("--json", default=str(HERE / "results.json"), help="results file")

@@ -25,7 +25,9 @@ from bgmm.inference import (
     AUTO_PATH_LENGTH,
     LIKELIHOOD_FORMS,
     METRICS,
+    MIN_SUBSAMPLED_WARMUP,
     SAMPLERS,
+    WARMUP_ROWS_WORDS,
     SamplerSettings,
 )
 from bgmm.model.covariance import COVARIANCE_TYPES
@@ -99,6 +101,18 @@ def _steps_or_auto(text: str) -> int | str:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer or 'auto', got {text!r}") from None
+
+
+def _rows_or_word(text: str) -> int | str:
+    """``--warmup-rows``: an integer, "auto" or "all"."""
+    if text in WARMUP_ROWS_WORDS:
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected an integer, 'auto' or 'all', got {text!r}"
+        ) from None
 
 
 def _option(default: Any, help: str, **option: Any) -> Any:
@@ -248,6 +262,18 @@ class RunConfig:
         parse=bool,
         demo=False,
     )
+    warmup_rows: int | str = _option(
+        "auto",
+        "HMC and NUTS with the window adaptation: run the warm-up on a random subsample of "
+        "this many rows (the likelihood scaled by N / n), except its last 15 %, which tunes "
+        "the step size on all rows; 'auto': 10,000 rows when the data have 40,000 or more "
+        "and the warm-up is 200 steps or longer, else all; 'all': every row throughout "
+        "(docs/design.md 18)",
+        flag="--warmup-rows",
+        parse=_rows_or_word,
+        metavar="N|auto|all",
+        demo=False,
+    )
 
     def __post_init__(self) -> None:
         for name, value in _checked_fields(self).items():
@@ -315,6 +341,9 @@ class RunConfig:
             target_accept=self.resolved_target_accept,
             chain_method=chain_method,
             likelihood=self.likelihood if gradient_based else None,
+            warmup_rows=self.warmup_rows
+            if gradient_based and self.adaptation == "window" and not self.split_rows
+            else None,
         )
 
     # ------------------------------------------------------------------ records
@@ -432,6 +461,8 @@ def _checked_fields(config: RunConfig) -> dict[str, Any]:
         values["target_accept"] = _probability("target_accept", config.target_accept)
     values["standardize"] = _flag("standardize", config.standardize, allow_none=True)
     values["split_rows"] = _flag("split_rows", config.split_rows)
+    if config.warmup_rows not in WARMUP_ROWS_WORDS:
+        values["warmup_rows"] = _integer("warmup_rows", config.warmup_rows, 100, MAX_COUNT)
     values["store_log_likelihood"] = _flag(
         "store_log_likelihood", config.store_log_likelihood, allow_none=True
     )
@@ -472,6 +503,20 @@ def _check_combinations(config: RunConfig) -> None:
             "split rows are for HMC and NUTS with the GEMM likelihood, not "
             + ("Gibbs" if config.sampler == "gibbs" else "likelihood 'direct'"),
             option="split_rows",
+        )
+    if config.warmup_rows not in WARMUP_ROWS_WORDS and (
+        config.sampler == "gibbs" or config.adaptation != "window" or config.split_rows
+    ):
+        raise UserError(
+            "a warm-up on a subsample of rows is for HMC and NUTS with the window adaptation, "
+            "on rows not split",
+            option="warmup_rows",
+        )
+    if config.warmup_rows not in WARMUP_ROWS_WORDS and config.num_warmup < MIN_SUBSAMPLED_WARMUP:
+        raise UserError(
+            f"a warm-up on a subsample needs num_warmup >= {MIN_SUBSAMPLED_WARMUP}, "
+            f"got {config.num_warmup}",
+            option="warmup_rows",
         )
     if config.target == "tutorial" and config.covariance_type != "full":
         raise UserError(

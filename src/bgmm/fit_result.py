@@ -76,8 +76,8 @@ class FitResult:
         record = {k: self.settings[k] for k in keys}
         # Results written before covariance structures existed are 'full'.
         record["covariance_type"] = self.settings.get("covariance_type", "full")
-        # HMC's mean path length; where the rows were, for a run on split rows.
-        for key in ("path_length_steps", *SPLIT_ROWS_KEYS):
+        # HMC's mean path length; the warm-up's subsample; where the rows were, when split.
+        for key in ("path_length_steps", "warmup_rows", *SPLIT_ROWS_KEYS):
             if self.settings.get(key) is not None:
                 record[key] = self.settings[key]
         record.update(

@@ -351,6 +351,8 @@ def _run_record(
         "path_length_steps": float(np.mean(run.tuning.num_steps))
         if settings.sampler == "hmc"
         else None,
+        # The rows of the subsample most of the warm-up ran on (None: all rows).
+        "warmup_rows": run.warmup_rows,
         "max_tree_depth": settings.max_tree_depth,
         "initial_step_size": settings.step_size,
         "step_size": float(np.mean(run.tuning.step_size)),

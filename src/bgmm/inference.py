@@ -6,6 +6,7 @@ jax and numpy only; no I/O.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from typing import Literal, NamedTuple
 
@@ -25,6 +26,7 @@ from bgmm.model.transforms import (
 from bgmm.plumbing.batches import padded_rows
 from bgmm.samplers.adaptation import (
     MAX_FITTED_STEPS,
+    step_size_adaptation,
     tutorial_step_size_rule,
     window_adaptation,
 )
@@ -46,12 +48,15 @@ __all__ = [
     "AUTO_PATH_LENGTH",
     "LIKELIHOOD_FORMS",
     "METRICS",
+    "MIN_SUBSAMPLED_WARMUP",
     "SAMPLERS",
+    "WARMUP_ROWS_WORDS",
     "SamplerSettings",
     "likelihood_data_bytes",
     "prepare_data",
     "prepare_sampler_data",
     "sample_posterior",
+    "warmup_subsample_rows",
 ]
 
 Adaptation = Literal["window", "tutorial"]
@@ -68,6 +73,18 @@ AUTO_PATH_LENGTH = "auto"
 WARMUP_LEAPFROG_STEPS = 16
 Sampler = Literal["hmc", "nuts", "gibbs"]
 SAMPLERS: tuple[str, ...] = ("hmc", "nuts", "gibbs")
+# The warm-up on a subsample (docs/design.md 18): "auto" draws WARMUP_SUBSAMPLE_ROWS rows
+# from data of at least WARMUP_SUBSAMPLE_FROM_ROWS; the last FULL_WARMUP_FRACTION of the
+# warm-up (at least MIN_FULL_WARMUP steps) runs on all rows. Warm-ups shorter than
+# MIN_SUBSAMPLED_WARMUP steps run on all rows throughout.
+WARMUP_ROWS_WORDS: tuple[str, ...] = ("auto", "all")
+WARMUP_SUBSAMPLE_ROWS = 10_000
+WARMUP_SUBSAMPLE_FROM_ROWS = 4 * WARMUP_SUBSAMPLE_ROWS
+FULL_WARMUP_FRACTION = 0.15
+MIN_FULL_WARMUP = 50
+MIN_SUBSAMPLED_WARMUP = 200
+# Folded into the run's key for the subsample's rows and for its chains.
+SUBSAMPLE_KEY = 0x5342
 
 
 class SamplerSettings(NamedTuple):
@@ -104,6 +121,9 @@ class SamplerSettings(NamedTuple):
     chain_method : "sequential", "vectorized" or "parallel"
     likelihood : "auto", "gemm", "direct" or None
         How the log-likelihood is computed (:func:`prepare_data`).
+    warmup_rows : int, "auto", "all" or None
+        HMC and NUTS with the window adaptation: the rows of the random subsample that most
+        of the warm-up runs on (:func:`warmup_subsample_rows`); "all" or None: every row.
     """
 
     sampler: Sampler
@@ -121,6 +141,28 @@ class SamplerSettings(NamedTuple):
     target_accept: float | None
     chain_method: ChainMethod
     likelihood: LikelihoodForm | None
+    warmup_rows: int | str | None = None
+
+
+def warmup_subsample_rows(settings: SamplerSettings, num_rows: int) -> int | None:
+    """The rows of the subsample the warm-up runs on for data of ``num_rows`` rows, or None
+    when it runs on all of them (docs/design.md 18).
+
+    ``settings.warmup_rows`` "auto" means WARMUP_SUBSAMPLE_ROWS rows from
+    WARMUP_SUBSAMPLE_FROM_ROWS rows on; an integer means that many rows when there are more.
+    Only HMC and NUTS with the window adaptation and a warm-up of MIN_SUBSAMPLED_WARMUP
+    steps or more warm up on a subsample.
+    """
+    rows = settings.warmup_rows
+    if (
+        rows in (None, "all")
+        or settings.adaptation != "window"
+        or settings.num_warmup < MIN_SUBSAMPLED_WARMUP
+    ):
+        return None
+    if rows == "auto":
+        return WARMUP_SUBSAMPLE_ROWS if num_rows >= WARMUP_SUBSAMPLE_FROM_ROWS else None
+    return int(rows) if rows < num_rows else None
 
 
 def prepare_data(
@@ -275,27 +317,37 @@ def sample_posterior(
         raise ValueError(f"unknown sampler {settings.sampler!r}; expected one of {SAMPLERS}")
     if mesh is not None and (settings.sampler == "gibbs" or not isinstance(data, Features)):
         raise ValueError("split data are the features of HMC or NUTS (sharded_features)")
+    subsample = None
     if not isinstance(data, jax.Array | Features):
+        subsample = _Subsample.of(data, settings)
         data = _lazy_sampler_data(data, settings)
-    dtype = jnp.dtype(settings.dtype)
     if settings.sampler == "gibbs":
         make_kernel, adaptation = _gibbs_kernel_factory(priors, settings), None
-        positions = Params(*(jnp.asarray(p, dtype) for p in initial_params))
+        positions = _positions(initial_params, settings)
         # Nothing to tune.
+        dtype = jnp.dtype(settings.dtype)
         initial_tuning = Tuning(np.zeros((), dtype), np.ones(1, dtype), np.zeros((), np.int32))
     else:
         make_kernel = _hmc_kernel_factory(priors, settings, mesh)
         adaptation = _adaptation(settings)
-        # One compiled call, not one small program per operation (each a cache lookup).
-        positions = jax.jit(lambda p: to_unconstrained(p, settings.covariance_type))(
-            Params(*(jnp.asarray(p, dtype) for p in initial_params))
-        )
-        num_dimensions = sum(math.prod(a.shape[1:]) for a in jax.tree.leaves(positions))
-        dense = settings.metric == "dense"
-        initial_tuning = Tuning(
-            np.asarray(settings.step_size, dtype),
-            np.eye(num_dimensions, dtype=dtype) if dense else np.ones(num_dimensions, dtype),
-            np.asarray(_warmup_path_length(settings), np.int32),
+        positions = _positions(initial_params, settings)
+        initial_tuning = _initial_tuning(positions, settings)
+    run_options = dict(
+        chain_method=settings.chain_method if mesh is None else "vectorized",
+        progress=progress,
+        max_chunks=max_chunks,
+    )
+    if subsample is not None:
+        return _run_after_subsample_warmup(
+            rng_key,
+            data,
+            subsample,
+            priors,
+            positions,
+            settings,
+            run_options,
+            resume_from=resume_from,
+            on_chunk=on_chunk,
         )
     return run_chains(
         rng_key,
@@ -306,14 +358,120 @@ def sample_posterior(
         num_warmup=settings.num_warmup,
         num_draws=settings.num_draws,
         initial_tuning=initial_tuning,
-        chain_method=settings.chain_method if mesh is None else "vectorized",
-        progress=progress,
-        max_chunks=max_chunks,
         resume_from=resume_from,
         on_chunk=on_chunk,
         # Everything make_kernel and the adaptation close over.
         program_identity=(settings, priors),
         data_mesh=mesh,
+        **run_options,
+    )
+
+
+def _positions(initial_params: Params, settings: SamplerSettings):
+    """The chains' starts as the sampler's positions: Params for Gibbs, else unconstrained."""
+    dtype = jnp.dtype(settings.dtype)
+    params = Params(*(jnp.asarray(p, dtype) for p in initial_params))
+    if settings.sampler == "gibbs":
+        return params
+    # One compiled call, not one small program per operation (each a cache lookup).
+    return jax.jit(lambda p: to_unconstrained(p, settings.covariance_type))(params)
+
+
+def _initial_tuning(positions, settings: SamplerSettings) -> Tuning:
+    """HMC's and NUTS's tuning before warm-up: the settings' step size, a unit metric."""
+    dtype = jnp.dtype(settings.dtype)
+    num_dimensions = sum(math.prod(a.shape[1:]) for a in jax.tree.leaves(positions))
+    dense = settings.metric == "dense"
+    return Tuning(
+        np.asarray(settings.step_size, dtype),
+        np.eye(num_dimensions, dtype=dtype) if dense else np.ones(num_dimensions, dtype),
+        np.asarray(_warmup_path_length(settings), np.int32),
+    )
+
+
+class _Subsample(NamedTuple):
+    """The rows a warm-up on a subsample reads: ``num_rows`` of the ``total_rows`` rows of
+    ``data`` (an (N, D) array or LazyData of one)."""
+
+    data: np.ndarray | LazyData
+    num_rows: int
+    total_rows: int
+
+    @classmethod
+    def of(cls, data: np.ndarray | LazyData, settings: SamplerSettings) -> _Subsample | None:
+        total = data.shapes.shape[0] if isinstance(data, LazyData) else np.shape(data)[0]
+        rows = warmup_subsample_rows(settings, total)
+        return None if rows is None else cls(data, rows, total)
+
+    def rows(self, rng_key: jax.Array) -> np.ndarray:
+        """A uniform random choice of ``num_rows`` rows without replacement, in row order."""
+        full = self.data.load() if isinstance(self.data, LazyData) else np.asarray(self.data)
+        chosen = jax.random.choice(rng_key, self.total_rows, (self.num_rows,), replace=False)
+        return full[np.sort(np.asarray(chosen))]
+
+
+def _run_after_subsample_warmup(
+    rng_key: jax.Array,
+    data: LazyData,
+    subsample: _Subsample,
+    priors: Priors,
+    positions,
+    settings: SamplerSettings,
+    run_options: dict,
+    **resume,
+) -> RunOutput:
+    """Warm up on a subsample, then a short step-size warm-up and the draws on all rows.
+
+    The subsample's likelihood is scaled by N / n, so that its posterior is as
+    concentrated as the whole data's and the mass matrix and path length it tunes serve
+    the whole data's (docs/design.md 18). Each chain then starts from its own end of that
+    warm-up, with its own tuning; the last ``FULL_WARMUP_FRACTION`` of the warm-up adapts
+    the step size on all rows, so the kept draws are of the model's posterior.
+    """
+    full_warmup = max(MIN_FULL_WARMUP, round(FULL_WARMUP_FRACTION * settings.num_warmup))
+    pilot_settings = settings._replace(
+        num_warmup=settings.num_warmup - full_warmup, num_draws=1, warmup_rows=None
+    )
+    pilot_key = jax.random.fold_in(rng_key, SUBSAMPLE_KEY)
+    pilot_start = time.perf_counter()
+    rows = subsample.rows(jax.random.fold_in(pilot_key, 0))
+    scale = np.asarray(subsample.total_rows / subsample.num_rows, settings.dtype)
+    pilot_data = (
+        prepare_sampler_data(rows, settings, padded_rows(subsample.num_rows)),
+        scale,
+    )
+    pilot = run_chains(
+        pilot_key,
+        _hmc_kernel_factory(priors, settings, scaled_likelihood=True),
+        _adaptation(pilot_settings),
+        positions,
+        data=pilot_data,
+        num_warmup=pilot_settings.num_warmup,
+        num_draws=1,
+        initial_tuning=_initial_tuning(positions, settings),
+        program_identity=(pilot_settings, priors, "subsample"),
+        **run_options,
+    )
+    pilot_seconds = time.perf_counter() - pilot_start - pilot.compile_seconds
+    last = Params(*(pilot.draws[name][:, -1] for name in Params._fields))
+    run = run_chains(
+        rng_key,
+        _hmc_kernel_factory(priors, settings),
+        step_size_adaptation(settings.target_accept),
+        _positions(last, settings),
+        data=data,
+        num_warmup=full_warmup,
+        num_draws=settings.num_draws,
+        initial_tuning=pilot.tuning,
+        chain_tuning=True,
+        program_identity=(settings, priors, "after a subsample"),
+        **run_options,
+        **resume,
+    )
+    return run._replace(
+        compile_seconds=run.compile_seconds + pilot.compile_seconds,
+        sampling_seconds=run.sampling_seconds + pilot_seconds,
+        warmup_rows=subsample.num_rows,
     )
 
 
@@ -349,16 +507,23 @@ def _warmup_path_length(settings: SamplerSettings) -> int:
 
 
 def _hmc_kernel_factory(
-    priors: Priors, settings: SamplerSettings, mesh: jax.sharding.Mesh | None = None
+    priors: Priors,
+    settings: SamplerSettings,
+    mesh: jax.sharding.Mesh | None = None,
+    scaled_likelihood: bool = False,
 ) -> Callable[..., Kernel]:
     """HMC or NUTS on the unconstrained posterior: model data (split over ``mesh``'s rows
-    when given) -> :class:`Kernel`."""
+    when given) -> :class:`Kernel`. With ``scaled_likelihood`` the data are a pair (model
+    data, scale of the log-likelihood, shape ()), for a warm-up on a subsample."""
     num_features = priors.num_features
     priors = priors.astype(settings.dtype)
     structure = settings.covariance_type
 
     def make_kernel(model_data) -> Kernel:
-        logdensity = make_logdensity(model_data, priors, settings.target, structure, mesh=mesh)
+        model_data, scale = model_data if scaled_likelihood else (model_data, 1.0)
+        logdensity = make_logdensity(
+            model_data, priors, settings.target, structure, mesh=mesh, likelihood_scale=scale
+        )
         if settings.sampler == "nuts":
             step = build_nuts_step(logdensity, settings.max_tree_depth)
         else:

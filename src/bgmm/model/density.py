@@ -60,16 +60,19 @@ def log_joint(
     priors: Priors,
     target: Target = "correct",
     covariance_type: str = "full",
+    likelihood_scale: jax.Array | float = 1.0,
 ) -> jax.Array:
-    """log p(params) + log p(data | params), a scalar.
+    """log p(params) + s log p(data | params), a scalar, s = ``likelihood_scale``.
 
     ``data`` is the (N, D) array (the direct likelihood) or its :class:`Features` (the
-    two-GEMM likelihood); both give the same value.
+    two-GEMM likelihood); both give the same value. s = N / n on a subsample of n of N
+    rows stands in for the whole likelihood (the warm-up on a subsample,
+    docs/design.md 18); s = 1 is the model.
     """
     lp = log_prior(params, priors, target, covariance_type)
     if isinstance(data, Features):
-        return lp + gemm_log_likelihood(params, data, covariance_type)
-    return lp + log_likelihood(params, data)
+        return lp + likelihood_scale * gemm_log_likelihood(params, data, covariance_type)
+    return lp + likelihood_scale * log_likelihood(params, data)
 
 
 def make_logdensity(
@@ -78,6 +81,7 @@ def make_logdensity(
     target: Target = "correct",
     covariance_type: str = "full",
     mesh: Mesh | None = None,
+    likelihood_scale: jax.Array | float = 1.0,
 ) -> Callable[[UnconstrainedParams], jax.Array]:
     """The sampler's target: the log joint in the unconstrained space (with its log|J|).
 
@@ -90,6 +94,8 @@ def make_logdensity(
     mesh : jax.sharding.Mesh, optional
         ``data`` are Features whose rows are split over the mesh's ``data`` axis
         (:func:`bgmm.model.sharded.sharded_features`); the likelihood adds up the blocks.
+    likelihood_scale : array of shape () or float
+        Multiplies the log-likelihood (:func:`log_joint`); not with ``mesh``.
 
     Returns
     -------
@@ -100,7 +106,7 @@ def make_logdensity(
 
     def joint(params: Params) -> jax.Array:
         if mesh is None:
-            return log_joint(params, data, priors, target, covariance_type)
+            return log_joint(params, data, priors, target, covariance_type, likelihood_scale)
         return log_prior(params, priors, target, covariance_type) + sharded_gemm_log_likelihood(
             params, data, mesh, covariance_type
         )

@@ -1,6 +1,6 @@
 """Warm-up rules that tune the step size (and mass matrix) while the chain burns in.
 
-Two rules share one interface, ``Adaptation(init, update, current, final)``:
+Three rules share one interface, ``Adaptation(init, update, current, final)``:
 
 - ``tutorial_step_size_rule``: TFP's SimpleStepSizeAdaptation as the tutorial runs it:
   after each of the first ``num_adaptation_steps`` steps multiply the step size by
@@ -13,6 +13,9 @@ Two rules share one interface, ``Adaptation(init, update, current, final)``:
   run it in chunks to show progress. They come from :mod:`bgmm.samplers.blackjax_adapter`
   and are built when the warm-up is traced, so that a run that loads its compiled
   programs does not import BlackJAX (see :mod:`bgmm.samplers.hmc`).
+- ``step_size_adaptation``: dual averaging of the step size alone, the mass matrix and
+  path length kept as given: the short warm-up on all rows after a warm-up on a subsample
+  has tuned them (docs/design.md 18).
 """
 
 from __future__ import annotations
@@ -32,7 +35,13 @@ from bgmm.samplers.blackjax_adapter import (
 )
 from bgmm.samplers.hmc import Tuning
 
-__all__ = ["MAX_FITTED_STEPS", "Adaptation", "tutorial_step_size_rule", "window_adaptation"]
+__all__ = [
+    "MAX_FITTED_STEPS",
+    "Adaptation",
+    "step_size_adaptation",
+    "tutorial_step_size_rule",
+    "window_adaptation",
+]
 
 # The longest fitted path (also a U-turn probe's longest), NUTS's default tree depth 10.
 MAX_FITTED_STEPS = 1024
@@ -318,3 +327,74 @@ def _last_window_start(schedule: np.ndarray) -> int:
     window, where the metric is fixed and only the step size still moves."""
     ends = np.flatnonzero(schedule[:, 1])
     return int(ends[-1]) + 1 if len(ends) else 0
+
+
+class StepSizeAdaptationState(NamedTuple):
+    """State of :func:`step_size_adaptation`.
+
+    Attributes
+    ----------
+    step_size_state : BlackJAX's dual averaging state
+    step_size : array, shape ()
+        For the next warm-up step.
+    inverse_mass_matrix : array, shape (P,) or (P, P)
+        The initial tuning's, kept.
+    num_steps : int32 array, shape ()
+        The initial tuning's path length, kept.
+    """
+
+    step_size_state: Any
+    step_size: jax.Array
+    inverse_mass_matrix: jax.Array
+    num_steps: jax.Array
+
+
+def step_size_adaptation(target_acceptance_rate: float) -> Adaptation:
+    """Dual averaging of the step size from the initial tuning's, every warm-up step; the
+    inverse mass matrix and path length stay the initial tuning's.
+
+    Parameters
+    ----------
+    target_acceptance_rate : float
+        What dual averaging aims the acceptance rate at.
+
+    Returns
+    -------
+    Adaptation
+        Its state is a :class:`StepSizeAdaptationState`; ``final`` takes dual averaging's
+        averaged step size, as :func:`window_adaptation` does.
+    """
+
+    def pieces():
+        # Built when traced, as the window adaptation's are.
+        return dual_averaging_adaptation(target_acceptance_rate)
+
+    def init(initial_tuning: Tuning):
+        da_init, _, _ = pieces()
+        imm = initial_tuning.inverse_mass_matrix
+        step = jnp.asarray(initial_tuning.step_size, imm.dtype)
+        # Float leaves in the step size's dtype, so that float32 runs stay float32.
+        da_state = jax.tree.map(
+            lambda a: jnp.asarray(a, imm.dtype if isinstance(a, float) else None), da_init(step)
+        )
+        return StepSizeAdaptationState(
+            da_state, step, imm, jnp.asarray(initial_tuning.num_steps, jnp.int32)
+        )
+
+    def update(state, step_index, position, acceptance_rate, path_time):
+        del step_index, position, path_time
+        _, da_update, _ = pieces()
+        da_state = _with_dtypes_of(
+            da_update(state.step_size_state, acceptance_rate), state.step_size_state
+        )
+        step = jnp.exp(da_state.log_step_size).astype(state.step_size.dtype)
+        return state._replace(step_size_state=da_state, step_size=step)
+
+    def current(state):
+        return Tuning(state.step_size, state.inverse_mass_matrix, state.num_steps)
+
+    def final(state):
+        step = jnp.exp(state.step_size_state.log_step_size_avg).astype(state.step_size.dtype)
+        return Tuning(step, state.inverse_mass_matrix, state.num_steps)
+
+    return Adaptation(init, update, current, final)

@@ -74,9 +74,12 @@ class ChainSpec(NamedTuple):
     ----------
     make_kernel : data -> Kernel
     adaptation : Adaptation or None
-        None keeps ``initial_tuning`` throughout.
-    initial_tuning : Tuning
-        Step size (shape ()) and inverse mass matrix (shape (P,)) warm-up starts from.
+        None keeps each chain's initial tuning throughout.
+    tuning_spec : Tuning of jax.ShapeDtypeStruct
+        Shapes and dtypes of one chain's initial tuning (step size (), inverse mass matrix
+        (P,) or (P, P), path length ()); the values are an argument of the init program, so
+        that each chain can start from its own (a warm-up on a subsample hands on its
+        tuning, docs/design.md 18).
     num_warmup : int
     num_steps : int
         Warm-up and kept steps of each chain.
@@ -88,7 +91,7 @@ class ChainSpec(NamedTuple):
 
     make_kernel: Callable[[Any], Kernel]
     adaptation: Adaptation | None
-    initial_tuning: Tuning
+    tuning_spec: Tuning
     num_warmup: int
     num_steps: int
     chunk_size: int
@@ -108,29 +111,36 @@ class ChainCarry(NamedTuple):
     adaptation_state: Any
 
 
-def one_chain_spec(positions: Any) -> Any:
-    """Shapes and dtypes of one chain's position, from ``positions`` (leading axis: chains)."""
-    return jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a)[1:], a.dtype), positions)
+def one_chain_spec(tree: Any) -> Any:
+    """Shapes and dtypes of one chain's part of ``tree`` (every leaf with leading axis:
+    chains), such as the positions or the initial tunings."""
+    return jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a)[1:], a.dtype), tree)
 
 
 def _select(mask: jax.Array, new: Any, old: Any) -> Any:
     return jax.tree.map(lambda a, b: jnp.where(mask, a, b), new, old)
 
 
-def _initial_adaptation_state(spec: ChainSpec) -> Any:
+def _initial_adaptation_state(spec: ChainSpec, tuning: Tuning) -> Any:
     if spec.adaptation is None:
-        return spec.initial_tuning
-    return spec.adaptation.init(spec.initial_tuning)
+        return tuning
+    return spec.adaptation.init(tuning)
 
 
-def _initial_carry(spec: ChainSpec, position: Any, data: Any) -> ChainCarry:
-    return ChainCarry(spec.make_kernel(data).init(position), _initial_adaptation_state(spec))
+def _initial_carry(spec: ChainSpec, position: Any, tuning: Tuning, data: Any) -> ChainCarry:
+    kernel_state = spec.make_kernel(data).init(position)
+    return ChainCarry(kernel_state, _initial_adaptation_state(spec, tuning))
 
 
 def _carry_structure(spec: ChainSpec, data: Any) -> Any:
     """The tree structure of a ChainCarry, from shapes alone."""
     data_spec = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), data)
-    initial = jax.eval_shape(lambda p, d: _initial_carry(spec, p, d), spec.position_spec, data_spec)
+    initial = jax.eval_shape(
+        lambda p, t, d: _initial_carry(spec, p, t, d),
+        spec.position_spec,
+        spec.tuning_spec,
+        data_spec,
+    )
     return jax.tree.structure(initial)
 
 
@@ -195,13 +205,14 @@ def build_init_program(spec: ChainSpec) -> Callable:
     Returns
     -------
     callable
-        ``init(position, data) -> carry``: ``position`` like ``spec.position_spec``,
-        ``data`` what ``spec.make_kernel`` reads; ``carry`` the leaves of the chain's
+        ``init(position, tuning, data) -> carry``: ``position`` like
+        ``spec.position_spec``, ``tuning`` like ``spec.tuning_spec``, ``data`` what
+        ``spec.make_kernel`` reads; ``carry`` the leaves of the chain's
         :class:`ChainCarry` at its start, a tuple of arrays.
     """
 
-    def init(position, data):
-        return tuple(jax.tree.leaves(_initial_carry(spec, position, data)))
+    def init(position, tuning, data):
+        return tuple(jax.tree.leaves(_initial_carry(spec, position, tuning, data)))
 
     return init
 
@@ -244,7 +255,8 @@ def build_final_tuning_program(spec: ChainSpec) -> Callable:
     """
 
     def final_tuning(carry):
-        structure = jax.tree.structure(jax.eval_shape(lambda: _initial_adaptation_state(spec)))
+        initial = jax.eval_shape(lambda t: _initial_adaptation_state(spec, t), spec.tuning_spec)
+        structure = jax.tree.structure(initial)
         adaptation_state = structure.unflatten(carry[len(carry) - structure.num_leaves :])
         return _tuning_at(spec.adaptation, adaptation_state, False)
 

@@ -98,12 +98,16 @@ class RunOutput(NamedTuple):
     tuning : Tuning with leading axis num_chains
     compile_seconds : float
     sampling_seconds : float
+    warmup_rows : int or None
+        The rows of the subsample most of the warm-up ran on; None: all rows. Set by
+        :func:`bgmm.inference.sample_posterior` (docs/design.md 18).
     """
 
     draws: dict[str, np.ndarray]
     tuning: Tuning
     compile_seconds: float
     sampling_seconds: float
+    warmup_rows: int | None = None
 
 
 class ChainPrograms(NamedTuple):
@@ -111,8 +115,9 @@ class ChainPrograms(NamedTuple):
 
     Attributes
     ----------
-    init : (positions, data) -> carry
-        Positions with leading axis G; the carry a tuple of arrays, each (G, ...).
+    init : (positions, tunings, data) -> carry
+        Positions and initial tunings with leading axis G; the carry a tuple of arrays,
+        each (G, ...).
     run_chunk : (carry, chain_keys (G,), start (int32, shape ()), data) -> (carry, records)
         Records: dict of arrays, each (G, chunk_size, ...).
     final_tuning : carry -> Tuning, each leaf (G, ...)
@@ -192,6 +197,7 @@ def run_chains(
     num_warmup: int,
     num_draws: int,
     initial_tuning: Tuning,
+    chain_tuning: bool = False,
     chain_method: ChainMethod = "sequential",
     progress: bool = False,
     max_chunks: int = 20,
@@ -216,7 +222,11 @@ def run_chains(
         copied into the executable.
     num_warmup, num_draws : int
     initial_tuning : Tuning
-        Step size (shape ()) and inverse mass matrix (shape (P,)) that warm-up starts from.
+        Step size (shape ()), inverse mass matrix (shape (P,) or (P, P)) and path length
+        (shape ()) that warm-up starts from, the same for every chain.
+    chain_tuning : bool
+        ``initial_tuning``'s leaves have a leading axis num_chains instead: each chain
+        starts from its own (a warm-up on a subsample hands its tuning on).
     chain_method : "sequential", "vectorized" (vmap over chains) or "parallel" (one chain
         per device at a time; on a CPU, see :func:`bgmm.plumbing.devices.use_cpu_cores`)
     progress : bool
@@ -260,7 +270,9 @@ def run_chains(
         chunk_size=_chunk_size(num_warmup + num_draws, max_chunks),
         num_groups=len(layout.groups),
     )
-    spec = _chain_spec(plan, make_kernel, adaptation, initial_tuning, initial_positions)
+    tunings = initial_tuning if chain_tuning else _for_every_chain(initial_tuning, num_chains)
+    spec = _chain_spec(plan, make_kernel, adaptation, tunings, initial_positions)
+    starts = (initial_positions, tunings)
 
     release_free_heap()  # what the start search freed
     compile_start = time.perf_counter()
@@ -268,7 +280,7 @@ def run_chains(
     data_spec = layout.abstract(data.shapes) if lazy else layout.put(data)
     group_keys = layout.group_keys(jax.random.split(rng_key, num_chains))
     example_args = (
-        layout.replicate(layout.take(initial_positions, layout.groups[0])),
+        layout.replicate(layout.take(starts, layout.groups[0])),
         layout.replicate(group_keys[0]),
         data_spec,
     )
@@ -287,10 +299,15 @@ def run_chains(
         bar.update(resume_from.steps_done)
     loop = HostLoop(plan, programs, device_data, bar, on_chunk, layout.replicate)
     sampling_start = time.perf_counter()
-    finished = _sample_groups(loop, layout, initial_positions, group_keys, finished, resume_from)
+    finished = _sample_groups(loop, layout, starts, group_keys, finished, resume_from)
     bar.close()
     sampling_seconds = time.perf_counter() - sampling_start
     return RunOutput(finished.draws, finished.tuning, compile_seconds, sampling_seconds)
+
+
+def _for_every_chain(tuning: Tuning, num_chains: int) -> Tuning:
+    """``tuning`` repeated along a new leading axis of num_chains."""
+    return jax.tree.map(lambda a: np.repeat(np.asarray(a)[None], num_chains, axis=0), tuning)
 
 
 def _chunk_size(num_steps: int, max_chunks: int) -> int:
@@ -301,13 +318,13 @@ def _chain_spec(
     plan: RunPlan,
     make_kernel: Callable[[Any], Kernel],
     adaptation: Adaptation | None,
-    initial_tuning: Tuning,
+    tunings: Tuning,
     initial_positions: Any,
 ) -> ChainSpec:
     return ChainSpec(
         make_kernel=make_kernel,
         adaptation=adaptation,
-        initial_tuning=initial_tuning,
+        tuning_spec=one_chain_spec(tunings),
         num_warmup=plan.num_warmup,
         num_steps=plan.num_steps,
         chunk_size=plan.chunk_size,
@@ -331,7 +348,7 @@ def _program_identity(program_identity: Any, spec: ChainSpec, chain_method: str)
         spec.num_warmup,
         spec.num_steps,
         spec.chunk_size,
-        spec.initial_tuning,
+        _spec_identity(spec.tuning_spec),
         chain_method,
     )
 
@@ -339,6 +356,11 @@ def _program_identity(program_identity: Any, spec: ChainSpec, chain_method: str)
         return None if program_identity is None else (role, program_identity, others)
 
     return identity
+
+
+def _spec_identity(tree: Any) -> tuple:
+    """Shapes and dtypes of a pytree of ShapeDtypeStructs, as plain values."""
+    return tuple((leaf.shape, str(leaf.dtype)) for leaf in jax.tree.leaves(tree))
 
 
 def _compile_chain_programs(
@@ -353,16 +375,16 @@ def _compile_chain_programs(
     ----------
     spec : ChainSpec
     layout : ChainLayout
-    example_args : (positions, chain_keys, data)
-        Of one group: positions and keys with leading axis G; the data as placed on the
-        device(s), or their ShapeDtypeStructs.
+    example_args : ((positions, tunings), chain_keys, data)
+        Of one group: positions, initial tunings and keys with leading axis G; the data as
+        placed on the device(s), or their ShapeDtypeStructs.
     identity : role -> identity for the program store, or None
 
     Returns
     -------
     ChainPrograms
     """
-    positions, chain_keys, data = example_args
+    (positions, tunings), chain_keys, data = example_args
 
     def compile_batched(fn, in_axes, args, role):
         # compile_program looked up here, at call time: a benchmark wraps this module's name.
@@ -371,7 +393,9 @@ def _compile_chain_programs(
         )
 
     # The roles ("init", "steps", "final") are part of the stored programs' keys.
-    init = compile_batched(build_init_program(spec), (0, None), (positions, data), "init")
+    init = compile_batched(
+        build_init_program(spec), (0, 0, None), (positions, tunings, data), "init"
+    )
     carry = init.out_info
     start = jnp.asarray(0, jnp.int32)
     run_chunk = compile_batched(
@@ -412,7 +436,7 @@ def _chains_finished_before(
 def _sample_groups(
     loop: HostLoop,
     layout: ChainLayout,
-    initial_positions: Any,
+    starts: Any,
     group_keys: list[jax.Array],
     finished: FinishedChains,
     resume_from: RunnerState | None,
@@ -423,7 +447,7 @@ def _sample_groups(
     ----------
     loop : HostLoop
     layout : ChainLayout
-    initial_positions : pytree, every leaf with leading axis num_chains
+    starts : (positions, tunings), every leaf with leading axis num_chains
     group_keys : list of PRNG key arrays, each shape (G,)
     finished : FinishedChains
         Of the groups before the first to run.
@@ -441,18 +465,19 @@ def _sample_groups(
         if index == first_group and resume_from is not None:
             group = _resumed_group(resume_from, num_real)
         else:
-            positions = layout.take(initial_positions, chains)
-            group = _new_group(loop, index, num_real, positions, finished)
+            group = _new_group(loop, index, num_real, layout.take(starts, chains), finished)
         group = _run_group(loop, group, group_keys[index], finished)
         finished = _add_finished_group(finished, group, loop.programs.final_tuning)
     return finished
 
 
 def _new_group(
-    loop: HostLoop, index: int, num_real: int, positions: Any, finished: FinishedChains
+    loop: HostLoop, index: int, num_real: int, starts: Any, finished: FinishedChains
 ) -> GroupProgress:
-    """Start the group ``index`` at ``positions`` (leading axis G, ``num_real`` of them real)."""
-    carry = loop.programs.init(loop.replicate(positions), loop.data)
+    """Start the group ``index`` from ``starts``, its (positions, tunings) with leading axis
+    G, ``num_real`` of them real."""
+    positions, tunings = loop.replicate(starts)
+    carry = loop.programs.init(positions, tunings, loop.data)
     no_draws = {
         name: np.empty((num_real, 0, *a.shape[2:]), a.dtype) for name, a in finished.draws.items()
     }
