@@ -9,7 +9,7 @@ import pytest
 from bgmm.cli.options import build_parser, config_from, message_of
 from bgmm.config import DEFAULT_TARGET_ACCEPT, RunConfig, demo_config, options
 from bgmm.errors import UserError
-from bgmm.inference import SamplerSettings
+from bgmm.inference import SamplerSettings, resolve_path_length
 
 
 def _subparser(name: str) -> argparse.ArgumentParser:
@@ -56,7 +56,8 @@ def test_a_bad_flag_is_named_by_its_flag():
 )
 def test_sampler_settings_resolve_every_default(sampler, adaptation):
     config = RunConfig(sampler=sampler, adaptation=adaptation)
-    settings = config.sampler_settings("sequential")
+    # HMC's path length is resolved by the data's size (tests/test_warmup_subsample.py).
+    settings = resolve_path_length(config.sampler_settings("sequential"), 1000)
     assert isinstance(settings, SamplerSettings)
     assert settings.chain_method == "sequential"
     if sampler == "gibbs":

@@ -14,6 +14,7 @@ from bgmm.inference import (
     MIN_SUBSAMPLED_WARMUP,
     WARMUP_SUBSAMPLE_FROM_ROWS,
     WARMUP_SUBSAMPLE_ROWS,
+    resolve_path_length,
     warmup_subsample_rows,
 )
 from bgmm.samplers.adaptation import step_size_adaptation
@@ -46,6 +47,24 @@ def _settings(**options):
 )
 def test_when_the_warmup_runs_on_a_subsample(options, num_rows, expected):
     assert warmup_subsample_rows(_settings(**options), num_rows) == expected
+
+
+@pytest.mark.parametrize(
+    "options, num_rows, expected",
+    [
+        ({}, WARMUP_SUBSAMPLE_FROM_ROWS, "auto"),  # the warm-up on a subsample: fitted
+        ({}, WARMUP_SUBSAMPLE_FROM_ROWS - 1, 16),
+        ({"warmup_rows": "all"}, 10**6, 16),
+        ({"num_leapfrog_steps": 8}, 10**6, 8),
+        ({"num_leapfrog_steps": "auto"}, 1000, "auto"),
+        ({"adaptation": "tutorial"}, 10**6, 16),
+        ({"sampler": "nuts"}, 10**6, None),
+    ],
+)
+def test_hmcs_default_path_length_follows_the_datas_size(options, num_rows, expected):
+    assert _settings(**options).num_leapfrog_steps == options.get("num_leapfrog_steps")
+    resolved = resolve_path_length(_settings(**options), num_rows)
+    assert resolved.num_leapfrog_steps == expected
 
 
 @pytest.mark.parametrize(

@@ -166,11 +166,13 @@ class RunConfig:
     num_chains: int = _option(4, "number of chains", flag="--chains", parse=int)
     num_warmup: int = _option(1000, "warm-up (burn-in) steps per chain", flag="--warmup", parse=int)
     num_draws: int = _option(1000, "kept draws per chain (at least 2)", flag="--draws", parse=int)
-    num_leapfrog_steps: int | str = _option(
-        16,
+    num_leapfrog_steps: int | str | None = _option(
+        None,
         "HMC: mean leapfrog steps per transition (jittered), or 'auto': fitted in warm-up "
         "to the mean length of the paths to a U-turn (with the window adaptation; better "
-        "per gradient at large N, worse on the tutorial's data: docs/benchmarks.md part 8)",
+        "per gradient at large N, worse on the tutorial's data: docs/benchmarks.md part 8); "
+        "default: 'auto' where the warm-up runs on a subsample (--warmup-rows: 40,000 rows "
+        "or more), else 16",
         flag="--leapfrog-steps",
         parse=_steps_or_auto,
         metavar="N|auto",
@@ -448,7 +450,8 @@ def _checked_fields(config: RunConfig) -> dict[str, Any]:
     values["num_chains"] = _integer("num_chains", config.num_chains, 1, MAX_COUNT)
     values["num_warmup"] = _integer("num_warmup", config.num_warmup, 0, MAX_COUNT)
     values["num_draws"] = _integer("num_draws", config.num_draws, 2, MAX_COUNT)
-    if config.num_leapfrog_steps != AUTO_PATH_LENGTH:  # "auto": fitted in warm-up
+    # "auto": fitted in warm-up; None: by the data's size (inference.resolve_path_length).
+    if config.num_leapfrog_steps not in (AUTO_PATH_LENGTH, None):
         values["num_leapfrog_steps"] = _integer(
             "num_leapfrog_steps", config.num_leapfrog_steps, 1, MAX_COUNT
         )

@@ -27,7 +27,12 @@ from bgmm.data import Standardizer
 from bgmm.data.subsample import subsample_rows
 from bgmm.errors import UserError
 from bgmm.fit_result import FitResult
-from bgmm.inference import SamplerSettings, likelihood_data_bytes, sample_posterior
+from bgmm.inference import (
+    SamplerSettings,
+    likelihood_data_bytes,
+    resolve_path_length,
+    sample_posterior,
+)
 from bgmm.model.likelihood import draws_pointwise_log_likelihood
 from bgmm.model.priors import Priors, default_priors, tutorial_priors
 from bgmm.model.transforms import Params
@@ -275,15 +280,17 @@ def _starts(
 
 def _sampler_settings(config: RunConfig, data_shape: tuple[int, int]) -> SamplerSettings:
     """The config resolved for data of ``data_shape``: "auto" chain method made concrete
-    (it depends on the devices and the size of what the likelihood reads). Chains on split
-    rows run vectorized."""
+    (it depends on the devices and the size of what the likelihood reads; chains on split
+    rows run vectorized), and HMC's default path length (it depends on N)."""
     if config.split_rows:
-        return config.sampler_settings(chain_method="vectorized")
-    if config.chain_method != "auto":
-        return config.sampler_settings()
-    probe = config.sampler_settings(chain_method="sequential")
-    data_bytes = likelihood_data_bytes(data_shape, probe)
-    return probe._replace(chain_method=default_chain_method(config.num_chains, data_bytes))
+        settings = config.sampler_settings(chain_method="vectorized")
+    elif config.chain_method != "auto":
+        settings = config.sampler_settings()
+    else:
+        probe = config.sampler_settings(chain_method="sequential")
+        data_bytes = likelihood_data_bytes(data_shape, probe)
+        settings = probe._replace(chain_method=default_chain_method(config.num_chains, data_bytes))
+    return resolve_path_length(settings, data_shape[0])
 
 
 def _sampler_data(data: np.ndarray, scaler: Standardizer | None) -> np.ndarray | LazyData:
