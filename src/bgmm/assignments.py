@@ -14,12 +14,13 @@ import numpy as np
 
 from bgmm.plumbing.batches import padded_batches
 from bgmm.plumbing.precision import float64_scope
-from bgmm.relabel import classification_probabilities
+from bgmm.relabel import classification_moments
 
 __all__ = ["Memberships", "membership_probabilities"]
 
-# Rows per batch: C x S x ROWS x K float64 values at once (4 x 1000 x 256 x 3: 25 MB).
-BATCH_ROWS = 256
+# Rows per batch: S x ROWS x K float64 values at once on the device, one chain at a time
+# (1000 x 1024 x 3: 25 MB).
+BATCH_ROWS = 1024
 
 
 class Memberships(NamedTuple):
@@ -55,7 +56,7 @@ def membership_probabilities(
     means : array, shape (C, S, K, D)
     chol_precision : array, shape (C, S, K, D, D)
     batch_rows : int
-        Observations per batch (memory: C x S x batch_rows x K floats).
+        Observations per batch (memory: S x batch_rows x K floats).
 
     Returns
     -------
@@ -66,8 +67,13 @@ def membership_probabilities(
     k = np.shape(weights)[-1]
     mean = np.empty((len(data), k))
     sd = np.empty((len(data), k))
+    num_draws = np.shape(weights)[1]
     for start, count, batch in padded_batches(data, batch_rows):
-        p = classification_probabilities(batch, weights, means, chol_precision)[:, :, :count]
-        mean[start : start + count] = p.mean(axis=(0, 1))
-        sd[start : start + count] = p.std(axis=(0, 1))
+        moments = classification_moments(batch, weights, means, chol_precision)[..., :count, :]
+        chain_means, chain_m2 = moments[:, 0], moments[:, 1]
+        pooled = chain_means.mean(axis=0)
+        # Chan's update over equal-sized chains: within plus between sums of squares.
+        m2 = chain_m2.sum(axis=0) + num_draws * ((chain_means - pooled) ** 2).sum(axis=0)
+        mean[start : start + count] = pooled
+        sd[start : start + count] = np.sqrt(m2 / (num_draws * len(chain_means)))
     return Memberships(mean, sd)

@@ -33,6 +33,7 @@ from bgmm.model.transforms import Params
 __all__ = [
     "RELABEL_METHODS",
     "apply_permutations",
+    "classification_moments",
     "classification_probabilities",
     "expected_counts",
     "order_by_weight",
@@ -156,6 +157,29 @@ def classification_probabilities(
     return _per_chain(_chain_probabilities, features, weights, means, chol_precision)
 
 
+def classification_moments(
+    data: np.ndarray, weights: np.ndarray, means: np.ndarray, chol_precision: np.ndarray
+) -> np.ndarray:
+    """Each chain's mean and sum of squared deviations, over its draws, of
+    :func:`classification_probabilities`, without holding those on the host.
+
+    Parameters
+    ----------
+    data : array, shape (N, D)
+    weights : array, shape (C, S, K)
+    means : array, shape (C, S, K, D)
+    chol_precision : array, shape (C, S, K, D, D)
+
+    Returns
+    -------
+    array, shape (C, 2, N, K)
+        ``[:, 0]`` the means over the S draws, ``[:, 1]`` the sums of squared deviations
+        from them (pooled over chains by Chan's update, :mod:`bgmm.assignments`).
+    """
+    features = make_features(data, jnp.float64)
+    return _per_chain(_chain_moments, features, weights, means, chol_precision)
+
+
 def expected_counts(
     data: np.ndarray, weights: np.ndarray, means: np.ndarray, chol_precision: np.ndarray
 ) -> np.ndarray:
@@ -201,6 +225,14 @@ def _chain_logits(features: Features, draws: Params) -> jax.Array:
 @jax.jit
 def _chain_probabilities(features: Features, draws: Params) -> jax.Array:
     return jnp.swapaxes(jax.nn.softmax(_chain_logits(features, draws), axis=1), 1, 2)
+
+
+@jax.jit
+def _chain_moments(features: Features, draws: Params) -> jax.Array:
+    # Reduced on the device: the (S, N, K) probabilities never reach the host.
+    p = jax.nn.softmax(_chain_logits(features, draws), axis=1)
+    mean = jnp.mean(p, axis=0)
+    return jnp.stack([mean, jnp.sum((p - mean) ** 2, axis=0)]).swapaxes(1, 2)
 
 
 @jax.jit
