@@ -13,6 +13,11 @@ Needs the ``bench`` extra (tensorflow, tf-keras, tfp-nightly). Run as a script; 
 tutorial's printout and, with ``--json PATH``, writes the timings and diagnostics:
 
     python benchmarks/tfp_tutorial.py [--draws 2000] [--burnin 500] [--repeats 3] [--json out.json]
+        [--rows 1000] [--dims 2]
+
+``--rows`` and ``--dims`` run the same program on the tutorial's recipe at another size (the
+means at linspace(-2, 2, 3) in every coordinate, as ``benchmarks/parts/large_n.py``'s
+``recipe``): issue 11's N = 10^5, D = 4 workload is ``--rows 100000 --dims 4``.
 
 The first call of the compiled sampler is compile + run, the later ones (same shapes, seeds
 0, 1, ...) run only. Min bulk ESS is computed with ArviZ over mix_probs, loc and the lower
@@ -48,7 +53,7 @@ DIMS = 2
 COMPONENTS = 3
 
 
-def build(num_samples: int = 1000):
+def build(num_samples: int = 1000, dims: int = DIMS):
     """The tutorial's model, data and initial state (verbatim up to formatting).
 
     Returns
@@ -63,14 +68,14 @@ def build(num_samples: int = 1000):
     # _parameter_properties; harmless here, and it is the tutorial's code.
     logging.getLogger().setLevel(logging.ERROR)
 
-    bgmm = joint_distribution(num_samples)  # the tutorial's name for its model
+    bgmm = joint_distribution(num_samples, dims)  # the tutorial's name for its model
 
     def joint_log_prob(observations, mix_probs, loc, chol_precision):
         return bgmm.log_prob(mix_probs=mix_probs, loc=loc, precision=chol_precision, s=observations)
 
-    observations = draw_observations(num_samples)
+    observations = draw_observations(num_samples, dims)
     unnormalized_posterior_log_prob = functools.partial(joint_log_prob, observations)
-    initial_state = make_initial_state()
+    initial_state = make_initial_state(dims)
     unconstraining_bijectors = make_unconstraining_bijectors()
     return observations, unnormalized_posterior_log_prob, initial_state, unconstraining_bijectors
 
@@ -104,13 +109,12 @@ def mvn_chol_precision_tril_class():
     return MVNCholPrecisionTriL
 
 
-def joint_distribution(num_samples: int):
+def joint_distribution(num_samples: int, dims: int = DIMS):
     """The tutorial's ``JointDistributionNamed`` (the tutorial calls it ``bgmm``)."""
     tf, tfp = _tfp()
     tfd = tfp.distributions
     MVNCholPrecisionTriL = mvn_chol_precision_tril_class()
     dtype = DTYPE
-    dims = DIMS
     components = COMPONENTS
     return tfd.JointDistributionNamed(
         dict(
@@ -145,24 +149,29 @@ def joint_distribution(num_samples: int):
     )
 
 
-def draw_observations(num_samples: int):
+def _true_loc(dims: int) -> np.ndarray:
+    """The tutorial's [[-2, -2], [0, 0], [2, 2]], in ``dims`` coordinates."""
+    return np.repeat(np.linspace(-2.0, 2.0, COMPONENTS)[:, None], dims, axis=1).astype(DTYPE)
+
+
+def draw_observations(num_samples: int, dims: int = DIMS):
     """The tutorial's data: RandomState(43), three unit-variance clusters."""
     dtype = DTYPE
-    true_loc = np.array([[-2.0, -2], [0, 0], [2, 2]], dtype)
+    true_loc = _true_loc(dims)
     random = np.random.RandomState(seed=43)
     true_hidden_component = random.randint(0, COMPONENTS, num_samples)
-    return true_loc[true_hidden_component] + random.randn(num_samples, DIMS).astype(dtype)
+    return true_loc[true_hidden_component] + random.randn(num_samples, dims).astype(dtype)
 
 
-def make_initial_state():
+def make_initial_state(dims: int = DIMS):
     """The tutorial's start: equal weights, the true locations, identity precisions."""
     tf, _ = _tfp()
     dtype = DTYPE
     components = COMPONENTS
     return [
         tf.fill([components], value=np.array(1.0 / components, dtype), name="mix_probs"),
-        tf.constant(np.array([[-2.0, -2], [0, 0], [2, 2]], dtype), name="loc"),
-        tf.linalg.eye(DIMS, batch_shape=[components], dtype=dtype, name="chol_precision"),
+        tf.constant(_true_loc(dims), name="loc"),
+        tf.linalg.eye(dims, batch_shape=[components], dtype=dtype, name="chol_precision"),
     ]
 
 
@@ -177,10 +186,12 @@ def make_unconstraining_bijectors():
     ]
 
 
-def make_sampler(num_results: int = 2000, num_burnin_steps: int = 500):
+def make_sampler(
+    num_results: int = 2000, num_burnin_steps: int = 500, num_samples: int = 1000, dims: int = DIMS
+):
     """The tutorial's ``sample()``, compiled with XLA; takes a stateless seed."""
     tf, tfp = _tfp()
-    _, log_prob, initial_state, bijectors = build()
+    _, log_prob, initial_state, bijectors = build(num_samples, dims)
 
     @tf.function(autograph=False, jit_compile=True)
     def sample(seed):
@@ -224,7 +235,13 @@ def diagnostics(mix_probs, loc, chol_precision) -> dict:
     return {"ess_bulk_min": float(np.min(ess)), "rhat_max": float(np.max(rhat))}
 
 
-def run(num_results: int = 2000, num_burnin_steps: int = 500, repeats: int = 1) -> dict:
+def run(
+    num_results: int = 2000,
+    num_burnin_steps: int = 500,
+    repeats: int = 1,
+    num_samples: int = 1000,
+    dims: int = DIMS,
+) -> dict:
     """Compile and run once (seed 0), then ``repeats`` timed runs with seeds 0 .. repeats-1.
 
     Sampling seconds, min bulk ESS and ESS/s are medians over the timed runs; end to end
@@ -232,7 +249,7 @@ def run(num_results: int = 2000, num_burnin_steps: int = 500, repeats: int = 1) 
     """
     tf, tfp = _tfp()
     start = time.perf_counter()
-    sample = make_sampler(num_results, num_burnin_steps)
+    sample = make_sampler(num_results, num_burnin_steps, num_samples, dims)
     setup = time.perf_counter() - start
 
     def call(seed: int):
@@ -298,13 +315,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--burnin", type=int, default=500)
     parser.add_argument("--repeats", type=int, default=3, help="timed runs after the first")
     parser.add_argument("--json", help="write the record here")
+    parser.add_argument("--rows", type=int, default=1000, help="N (the tutorial's: 1000)")
+    parser.add_argument("--dims", type=int, default=DIMS, help="D (the tutorial's: 2)")
     args = parser.parse_args(argv)
     try:
         _tfp()
     except ImportError as exc:
         print(f"tensorflow-probability unavailable: {exc}", file=sys.stderr)
         return 3
-    record = run(args.draws, args.burnin, args.repeats)
+    record = run(args.draws, args.burnin, args.repeats, args.rows, args.dims)
     print(
         f"first call (compile + run) {record['first_call_seconds']:.2f} s, later calls "
         f"{record['sampling_seconds']:.2f} s (median), min bulk ESS {record['ess_bulk_min']:.0f}, "

@@ -10,16 +10,16 @@ import bgmm
 from bgmm.cli import main
 from bgmm.config import RunConfig
 from bgmm.errors import UserError
-from bgmm.inference import (
-    MIN_SUBSAMPLED_WARMUP,
-    WARMUP_SUBSAMPLE_FROM_ROWS,
-    WARMUP_SUBSAMPLE_ROWS,
-    resolve_path_length,
-    warmup_subsample_rows,
-)
+from bgmm.inference import resolve_path_length
 from bgmm.samplers.adaptation import step_size_adaptation
 from bgmm.samplers.hmc import Tuning
 from bgmm.samplers.runner import Kernel, StopRequested, run_chains
+from bgmm.warmup_rows import (
+    MIN_SUBSAMPLED_WARMUP,
+    WARMUP_SUBSAMPLE_FROM_ROWS,
+    WARMUP_SUBSAMPLE_ROWS,
+    warmup_subsample_rows,
+)
 
 # |z| < Z_LIMIT with normal tails: 6.8e-6 per comparison, times the comparisons of a test.
 Z_LIMIT = 4.5

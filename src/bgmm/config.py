@@ -25,9 +25,7 @@ from bgmm.inference import (
     AUTO_PATH_LENGTH,
     LIKELIHOOD_FORMS,
     METRICS,
-    MIN_SUBSAMPLED_WARMUP,
     SAMPLERS,
-    WARMUP_ROWS_WORDS,
     SamplerSettings,
 )
 from bgmm.model.covariance import COVARIANCE_TYPES
@@ -36,6 +34,7 @@ from bgmm.model.priors import Priors, validate_priors
 from bgmm.relabel import RELABEL_METHODS
 from bgmm.samplers.runner import CHAIN_METHODS
 from bgmm.tutorial import TUTORIAL_SAMPLER
+from bgmm.warmup_rows import MIN_SUBSAMPLED_WARMUP, WARMUP_ROWS_WORDS
 
 __all__ = [
     "COVARIANCE_TYPES",

@@ -42,22 +42,26 @@ from bgmm.samplers.runner import (
     run_chains,
 )
 from bgmm.tutorial import TUTORIAL_SAMPLER
+from bgmm.warmup_rows import (
+    SUBSAMPLE_KEY,
+    Subsample,
+    full_warmup_steps,
+    num_rows_of,
+    warmup_subsample_rows,
+)
 
 __all__ = [
     "ADAPTATIONS",
     "AUTO_PATH_LENGTH",
     "LIKELIHOOD_FORMS",
     "METRICS",
-    "MIN_SUBSAMPLED_WARMUP",
     "SAMPLERS",
-    "WARMUP_ROWS_WORDS",
     "SamplerSettings",
     "likelihood_data_bytes",
     "prepare_data",
     "prepare_sampler_data",
     "resolve_path_length",
     "sample_posterior",
-    "warmup_subsample_rows",
 ]
 
 Adaptation = Literal["window", "tutorial"]
@@ -75,18 +79,6 @@ AUTO_PATH_LENGTH = "auto"
 WARMUP_LEAPFROG_STEPS = 16
 Sampler = Literal["hmc", "nuts", "gibbs"]
 SAMPLERS: tuple[str, ...] = ("hmc", "nuts", "gibbs")
-# The warm-up on a subsample (docs/design.md 18): "auto" draws WARMUP_SUBSAMPLE_ROWS rows
-# from data of at least WARMUP_SUBSAMPLE_FROM_ROWS; the last FULL_WARMUP_FRACTION of the
-# warm-up (at least MIN_FULL_WARMUP steps) runs on all rows. Warm-ups shorter than
-# MIN_SUBSAMPLED_WARMUP steps run on all rows throughout.
-WARMUP_ROWS_WORDS: tuple[str, ...] = ("auto", "all")
-WARMUP_SUBSAMPLE_ROWS = 10_000
-WARMUP_SUBSAMPLE_FROM_ROWS = 4 * WARMUP_SUBSAMPLE_ROWS
-FULL_WARMUP_FRACTION = 0.15
-MIN_FULL_WARMUP = 50
-MIN_SUBSAMPLED_WARMUP = 200
-# Folded into the run's key for the subsample's rows and for its chains.
-SUBSAMPLE_KEY = 0x5342
 
 
 class SamplerSettings(NamedTuple):
@@ -126,7 +118,8 @@ class SamplerSettings(NamedTuple):
         How the log-likelihood is computed (:func:`prepare_data`).
     warmup_rows : int, "auto", "all" or None
         HMC and NUTS with the window adaptation: the rows of the random subsample that most
-        of the warm-up runs on (:func:`warmup_subsample_rows`); "all" or None: every row.
+        of the warm-up runs on (:func:`bgmm.warmup_rows.warmup_subsample_rows`); "all" or
+        None: every row.
     """
 
     sampler: Sampler
@@ -145,27 +138,6 @@ class SamplerSettings(NamedTuple):
     chain_method: ChainMethod
     likelihood: LikelihoodForm | None
     warmup_rows: int | str | None = None
-
-
-def warmup_subsample_rows(settings: SamplerSettings, num_rows: int) -> int | None:
-    """The rows of the subsample the warm-up runs on for data of ``num_rows`` rows, or None
-    when it runs on all of them (docs/design.md 18).
-
-    ``settings.warmup_rows`` "auto" means WARMUP_SUBSAMPLE_ROWS rows from
-    WARMUP_SUBSAMPLE_FROM_ROWS rows on; an integer means that many rows when there are more.
-    Only HMC and NUTS with the window adaptation and a warm-up of MIN_SUBSAMPLED_WARMUP
-    steps or more warm up on a subsample.
-    """
-    rows = settings.warmup_rows
-    if (
-        rows in (None, "all")
-        or settings.adaptation != "window"
-        or settings.num_warmup < MIN_SUBSAMPLED_WARMUP
-    ):
-        return None
-    if rows == "auto":
-        return WARMUP_SUBSAMPLE_ROWS if num_rows >= WARMUP_SUBSAMPLE_FROM_ROWS else None
-    return int(rows) if rows < num_rows else None
 
 
 def resolve_path_length(settings: SamplerSettings, num_rows: int) -> SamplerSettings:
@@ -336,10 +308,10 @@ def sample_posterior(
         raise ValueError(f"unknown sampler {settings.sampler!r}; expected one of {SAMPLERS}")
     if mesh is not None and (settings.sampler == "gibbs" or not isinstance(data, Features)):
         raise ValueError("split data are the features of HMC or NUTS (sharded_features)")
-    settings = resolve_path_length(settings, _num_rows(data))
+    settings = resolve_path_length(settings, num_rows_of(data))
     subsample = None
     if not isinstance(data, jax.Array | Features):
-        subsample = _Subsample.of(data, settings)
+        subsample = Subsample.of(data, settings)
         data = _lazy_sampler_data(data, settings)
     if settings.sampler == "gibbs":
         make_kernel, adaptation = _gibbs_kernel_factory(priors, settings), None
@@ -387,14 +359,6 @@ def sample_posterior(
     )
 
 
-def _num_rows(data: np.ndarray | LazyData | jax.Array | Features) -> int:
-    """The rows of the sampler's data in any of the forms sample_posterior takes (padding
-    rows of prepared features included: they only ever come from large data)."""
-    if isinstance(data, LazyData):
-        return data.shapes.shape[0]
-    return np.shape(data.phi if isinstance(data, Features) else data)[0]
-
-
 def _positions(initial_params: Params, settings: SamplerSettings):
     """The chains' starts as the sampler's positions: Params for Gibbs, else unconstrained."""
     dtype = jnp.dtype(settings.dtype)
@@ -417,31 +381,10 @@ def _initial_tuning(positions, settings: SamplerSettings) -> Tuning:
     )
 
 
-class _Subsample(NamedTuple):
-    """The rows a warm-up on a subsample reads: ``num_rows`` of the ``total_rows`` rows of
-    ``data`` (an (N, D) array or LazyData of one)."""
-
-    data: np.ndarray | LazyData
-    num_rows: int
-    total_rows: int
-
-    @classmethod
-    def of(cls, data: np.ndarray | LazyData, settings: SamplerSettings) -> _Subsample | None:
-        total = _num_rows(data)
-        rows = warmup_subsample_rows(settings, total)
-        return None if rows is None else cls(data, rows, total)
-
-    def rows(self, rng_key: jax.Array) -> np.ndarray:
-        """A uniform random choice of ``num_rows`` rows without replacement, in row order."""
-        full = self.data.load() if isinstance(self.data, LazyData) else np.asarray(self.data)
-        chosen = jax.random.choice(rng_key, self.total_rows, (self.num_rows,), replace=False)
-        return full[np.sort(np.asarray(chosen))]
-
-
 def _run_after_subsample_warmup(
     rng_key: jax.Array,
     data: LazyData,
-    subsample: _Subsample,
+    subsample: Subsample,
     priors: Priors,
     positions,
     settings: SamplerSettings,
@@ -453,17 +396,17 @@ def _run_after_subsample_warmup(
     The subsample's likelihood is scaled by N / n, so that its posterior is as
     concentrated as the whole data's and the mass matrix and path length it tunes serve
     the whole data's (docs/design.md 18). Each chain then starts from its own end of that
-    warm-up, with its own tuning; the last ``FULL_WARMUP_FRACTION`` of the warm-up adapts
-    the step size on all rows, so the kept draws are of the model's posterior.
+    warm-up, with its own tuning; the last part of the warm-up (:func:`full_warmup_steps`)
+    adapts the step size on all rows, so the kept draws are of the model's posterior.
     """
-    full_warmup = max(MIN_FULL_WARMUP, round(FULL_WARMUP_FRACTION * settings.num_warmup))
+    full_warmup = full_warmup_steps(settings.num_warmup)
     pilot_settings = settings._replace(
         num_warmup=settings.num_warmup - full_warmup, num_draws=1, warmup_rows=None
     )
     pilot_key = jax.random.fold_in(rng_key, SUBSAMPLE_KEY)
     pilot_start = time.perf_counter()
     rows = subsample.rows(jax.random.fold_in(pilot_key, 0))
-    scale = np.asarray(subsample.total_rows / subsample.num_rows, settings.dtype)
+    scale = np.asarray(subsample.likelihood_scale, settings.dtype)
     pilot_data = (
         prepare_sampler_data(rows, settings, padded_rows(subsample.num_rows)),
         scale,

@@ -348,7 +348,7 @@ def _program_identity(program_identity: Any, spec: ChainSpec, chain_method: str)
         spec.num_warmup,
         spec.num_steps,
         spec.chunk_size,
-        _spec_identity(spec.tuning_spec),
+        tuple((leaf.shape, str(leaf.dtype)) for leaf in jax.tree.leaves(spec.tuning_spec)),
         chain_method,
     )
 
@@ -356,11 +356,6 @@ def _program_identity(program_identity: Any, spec: ChainSpec, chain_method: str)
         return None if program_identity is None else (role, program_identity, others)
 
     return identity
-
-
-def _spec_identity(tree: Any) -> tuple:
-    """Shapes and dtypes of a pytree of ShapeDtypeStructs, as plain values."""
-    return tuple((leaf.shape, str(leaf.dtype)) for leaf in jax.tree.leaves(tree))
 
 
 def _compile_chain_programs(
