@@ -233,9 +233,10 @@ def test_split_rows_from_the_command_line_in_one_process(tmp_path):
     assert names == [".bgmm-manifest.json", "assignments.csv", "partition.csv", "posterior.nc"]
 
 
-def test_ctrl_c_stops_a_split_run_and_leaves_nothing(tmp_path):
-    """A run on split rows keeps no checkpoint, so SIGINT ends it at once: exit 130, one
-    line, and --out removed (nothing to resume)."""
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
+def test_ctrl_c_stops_a_split_run_and_leaves_nothing(tmp_path, signal_name):
+    """A run on split rows keeps no checkpoint, so SIGINT or SIGTERM ends it at once: exit
+    130, one line, and --out removed (nothing to resume)."""
     import signal
     import time
 
@@ -246,7 +247,7 @@ def test_ctrl_c_stops_a_split_run_and_leaves_nothing(tmp_path):
         assert process.poll() is None, process.stderr.read()
         assert time.monotonic() < deadline, "--out never made"
         time.sleep(0.02)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(getattr(signal, signal_name))
     _, stderr = process.communicate(timeout=300)
     assert process.returncode == 130, stderr[-3000:]
     assert [line for line in stderr.splitlines() if line.startswith("error:")] == [

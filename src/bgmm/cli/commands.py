@@ -76,12 +76,38 @@ def fit(args) -> int:
         config = config.replace(split_rows=True)
     model = BayesianGMM.from_config(config)
     if config.split_rows:
+        import signal
+
         import jax
+
+        from bgmm.checkpoint import interrupt_on_signal
 
         if jax.process_count() > 1:
             return fit_on_processes(args, model)
-    data, names, source, features, out = _read_data(args, model)
-    startup_seconds = process_seconds()
+        # No checkpoint (its state is on every device), so a signal ends the run at once,
+        # once --out is in hand to remove.
+        with interrupt_on_signal((signal.SIGINT, signal.SIGTERM)) as latch:
+            data, names, source, features, out = _read_data(args, model)
+            startup_seconds = process_seconds()
+            try:
+                latch.arm()
+                result = _fit_command_run(model, args, data, names, source)()
+                if latch.interrupted():  # its KeyboardInterrupt was lost (see the latch)
+                    raise KeyboardInterrupt
+            except BaseException:
+                out.discard(keep_checkpoint=False)
+                raise
+    else:
+        data, names, source, features, out = _read_data(args, model)
+        startup_seconds = process_seconds()
+        result = sample(out, args, _fit_command_run(model, args, data, names, source))
+    written = write_outputs(result, args, features, out, data=data)
+    finish(result, result.to_dict() | {"startup_seconds": startup_seconds}, written, args)
+    return 0
+
+
+def _fit_command_run(model, args, data, names, source):
+    """``run(**checkpointing) -> FitResult``: the fit of ``bgmm fit``."""
 
     def run(**checkpointing):
         return model.fit(
@@ -92,17 +118,7 @@ def fit(args) -> int:
             **checkpointing,
         ).result_
 
-    if config.split_rows:  # no checkpoint (its state is on every device): nothing to resume
-        try:
-            result = run()
-        except BaseException:
-            out.discard(keep_checkpoint=False)
-            raise
-    else:
-        result = sample(out, args, run)
-    written = write_outputs(result, args, features, out, data=data)
-    finish(result, result.to_dict() | {"startup_seconds": startup_seconds}, written, args)
-    return 0
+    return run
 
 
 def select(args) -> int:
