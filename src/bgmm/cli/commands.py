@@ -80,7 +80,7 @@ def fit(args) -> int:
 
         import jax
 
-        from bgmm.checkpoint import interrupt_on_signal
+        from bgmm.cli.signals import interrupt_on_signal
 
         if jax.process_count() > 1:
             return fit_on_processes(args, model)
