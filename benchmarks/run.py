@@ -30,6 +30,8 @@ Parts (docs/benchmarks.md has the results and what they mean; each is a module o
    sampler's value and gradient and a psum's latency, N = 10^5 and 10^6 (``parts.split_rows``).
 10. The warm-up on a subsample at N = 10^5: ``bgmm fit`` with the warm-up on all rows and on
    10,000, at 4 leapfrog steps and fitted ones (``parts.warmup_subsample``).
+11. A default ``bgmm fit`` at N = 10^6, D = 8, K = 8 (part 3's data): wall and sampling
+   seconds, draws, min bulk ESS, R-hat, peak RSS (``parts.default_scale``).
 gpu. HMC draws per second on synthetic data (vectorised chains, float32): for a GPU, see
    benchmarks/gpu.sh (``parts.gpu``).
 
@@ -48,6 +50,7 @@ from harness import HERE, save, show, table
 from host import git_state, load_average, machine_info
 from parts import (
     answers,
+    default_scale,
     demo,
     gpu,
     large_n,
@@ -73,6 +76,7 @@ PARTS = {
     "8": large_n.run,
     "9": split_rows.run,
     "10": warmup_subsample.run,
+    "11": default_scale.run,
     "gpu": gpu.run,
 }
 
@@ -85,7 +89,7 @@ def parser() -> argparse.ArgumentParser:
     """The command line's options (docs/benchmarks.md lists them)."""
     p = argparse.ArgumentParser(description="bgmm benchmark suite (see docs/benchmarks.md)")
     p.add_argument(
-        "--parts", default="1,2,3,4,5", help="comma-separated: 1,...,10,gpu (default 1,2,3,4,5)"
+        "--parts", default="1,2,3,4,5", help="comma-separated: 1,...,11,gpu (default 1,2,3,4,5)"
     )
     p.add_argument("--quick", action="store_true", help="shrink everything (smoke test)")
     p.add_argument("--json", default=str(HERE / "results.json"), help="results file")

@@ -503,6 +503,7 @@ def _to_arrays(checkpoint: Checkpoint) -> tuple[dict[str, np.ndarray], dict[str,
     }
     record["carry_key_impls"] = list(state.carry_key_impls)
     record["draw_names"] = sorted(state.draws)
+    record["converged"] = state.converged
     return arrays, record
 
 
@@ -524,6 +525,7 @@ def _from_arrays(body: dict[str, Any], arrays: dict[str, np.ndarray]) -> Checkpo
         draws={name: arrays[f"draws.{name}"] for name in names},
         tuning=Tuning(*(arrays[f"tuning.{name}"] for name in Tuning._fields)),
         group_draws={name: arrays[f"group_draws.{name}"] for name in names},
+        converged=bool(runner.get("converged", False)),
     )
     priors = None
     if body["settings"].get("priors") == "custom":

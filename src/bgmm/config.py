@@ -12,13 +12,17 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import inspect
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
+from bgmm.config_checks import (
+    MAX_COUNT,
+    MAX_SEED,
+    PRIOR_PRESETS,
+    check_combinations,
+    checked_fields,
+)
 from bgmm.errors import UserError
 from bgmm.inference import (
     ADAPTATIONS,
@@ -30,11 +34,11 @@ from bgmm.inference import (
 )
 from bgmm.model.covariance import COVARIANCE_TYPES
 from bgmm.model.density import TARGETS
-from bgmm.model.priors import Priors, validate_priors
+from bgmm.model.priors import Priors
 from bgmm.relabel import RELABEL_METHODS
 from bgmm.samplers.runner import CHAIN_METHODS
 from bgmm.tutorial import TUTORIAL_SAMPLER
-from bgmm.warmup_rows import MIN_SUBSAMPLED_WARMUP, WARMUP_ROWS_WORDS
+from bgmm.warmup_rows import WARMUP_ROWS_WORDS
 
 __all__ = [
     "COVARIANCE_TYPES",
@@ -48,17 +52,12 @@ __all__ = [
     "demo_config",
 ]
 
-PRIOR_PRESETS: tuple[str, ...] = ("default", "tutorial")
 # Fields renamed to scikit-learn's names; checkpoints written before keep the old ones.
 RENAMED_FIELDS = {"seed": "random_state", "start_candidates": "n_init"}
 DTYPES: tuple[str, ...] = ("float64", "float32")
 # HMC with a fixed path length mixes best per gradient near 0.65 (Beskos et al. 2013; the
 # tutorial-posterior comparison is in docs/benchmarks.md). NUTS keeps Stan's 0.8.
 DEFAULT_TARGET_ACCEPT = {"hmc": 0.65, "nuts": 0.8}
-# Counts (chains, draws, steps) beyond this are typos; JAX's loop counters are 32-bit.
-MAX_COUNT = 2**31 - 1
-# Seeds go to jax.random.key (a signed 64-bit integer) and numpy's default_rng (non-negative).
-MAX_SEED = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -165,6 +164,16 @@ class RunConfig:
     num_chains: int = _option(4, "number of chains", flag="--chains", parse=int)
     num_warmup: int = _option(1000, "warm-up (burn-in) steps per chain", flag="--warmup", parse=int)
     num_draws: int = _option(1000, "kept draws per chain (at least 2)", flag="--draws", parse=int)
+    target_ess: int | None = _option(
+        None,
+        "stop drawing once every reported parameter (relabelled) and the log density have "
+        "bulk ESS >= this and R-hat <= 1.01, checked as the draws grow (docs/design.md 19); "
+        "--draws is then the most draws per chain. All chains run at once: chain method "
+        "'auto' becomes 'vectorized' where it would run them in turns",
+        flag="--target-ess",
+        parse=int,
+        metavar="ESS",
+    )
     num_leapfrog_steps: int | str | None = _option(
         None,
         "HMC: mean leapfrog steps per transition (jittered), or 'auto': fitted in warm-up "
@@ -277,9 +286,9 @@ class RunConfig:
     )
 
     def __post_init__(self) -> None:
-        for name, value in _checked_fields(self).items():
+        for name, value in checked_fields(self, options()).items():
             object.__setattr__(self, name, value)
-        _check_combinations(self)
+        check_combinations(self)
 
     # ------------------------------------------------------------------ derived values
 
@@ -433,158 +442,3 @@ def signature(leading: list[inspect.Parameter]) -> inspect.Signature:
 
 
 RunConfig.__doc__ = (RunConfig.__doc__ or "") + parameters_doc()
-
-
-# ---------------------------------------------------------------------- checks
-
-
-def _checked_fields(config: RunConfig) -> dict[str, Any]:
-    """Each field checked and in its plain Python type (numpy integers become ints)."""
-    values = {}
-    for name, option in options().items():
-        value = getattr(config, name)
-        if option.choices is not None and name != "priors":
-            values[name] = _one_of(name, value, option.choices)
-    values["n_components"] = _integer("n_components", config.n_components, 1, MAX_COUNT)
-    values["num_chains"] = _integer("num_chains", config.num_chains, 1, MAX_COUNT)
-    values["num_warmup"] = _integer("num_warmup", config.num_warmup, 0, MAX_COUNT)
-    values["num_draws"] = _integer("num_draws", config.num_draws, 2, MAX_COUNT)
-    # "auto": fitted in warm-up; None: by the data's size (inference.resolve_path_length).
-    if config.num_leapfrog_steps not in (AUTO_PATH_LENGTH, None):
-        values["num_leapfrog_steps"] = _integer(
-            "num_leapfrog_steps", config.num_leapfrog_steps, 1, MAX_COUNT
-        )
-    # 2**30 leapfrog steps per transition is beyond any use; deeper trees overflow counters.
-    values["max_tree_depth"] = _integer("max_tree_depth", config.max_tree_depth, 1, 30)
-    values["n_init"] = _integer("n_init", config.n_init, 1, MAX_COUNT)
-    values["random_state"] = _integer("random_state", config.random_state, 0, MAX_SEED)
-    values["step_size"] = _positive_number("step_size", config.step_size)
-    if config.target_accept is not None:
-        values["target_accept"] = _probability("target_accept", config.target_accept)
-    values["standardize"] = _flag("standardize", config.standardize, allow_none=True)
-    values["split_rows"] = _flag("split_rows", config.split_rows)
-    if config.warmup_rows not in WARMUP_ROWS_WORDS:
-        values["warmup_rows"] = _integer("warmup_rows", config.warmup_rows, 100, MAX_COUNT)
-    values["store_log_likelihood"] = _flag(
-        "store_log_likelihood", config.store_log_likelihood, allow_none=True
-    )
-    values["priors"] = _priors(config.priors)
-    return values
-
-
-def _check_combinations(config: RunConfig) -> None:
-    if isinstance(config.priors, Priors) and config.priors.num_components != config.n_components:
-        raise UserError(
-            f"the priors are for K = {config.priors.num_components} components, the model has "
-            f"n_components = {config.n_components}",
-            option="priors",
-        )
-    if config.priors == "tutorial" and config.n_components != 3:
-        raise UserError(
-            f"the tutorial priors have 3 components, not {config.n_components}",
-            option="n_components",
-        )
-    if config.sampler != "hmc" and config.adaptation == "tutorial":
-        raise UserError(
-            f"the tutorial's step-size rule is for HMC, not {config.sampler}", option="adaptation"
-        )
-    if config.num_leapfrog_steps == AUTO_PATH_LENGTH and (
-        config.sampler != "hmc" or config.adaptation != "window"
-    ):
-        raise UserError(
-            "a path length fitted in warm-up ('auto') is for HMC with the window adaptation",
-            option="num_leapfrog_steps",
-        )
-    if config.metric == "dense" and (config.adaptation != "window" or config.sampler == "gibbs"):
-        raise UserError(
-            "a dense metric is estimated by the window adaptation of HMC or NUTS",
-            option="metric",
-        )
-    if config.split_rows and (config.sampler == "gibbs" or config.likelihood == "direct"):
-        raise UserError(
-            "split rows are for HMC and NUTS with the GEMM likelihood, not "
-            + ("Gibbs" if config.sampler == "gibbs" else "likelihood 'direct'"),
-            option="split_rows",
-        )
-    if config.warmup_rows not in WARMUP_ROWS_WORDS and (
-        config.sampler == "gibbs" or config.adaptation != "window" or config.split_rows
-    ):
-        raise UserError(
-            "a warm-up on a subsample of rows is for HMC and NUTS with the window adaptation, "
-            "on rows not split",
-            option="warmup_rows",
-        )
-    if config.warmup_rows not in WARMUP_ROWS_WORDS and config.num_warmup < MIN_SUBSAMPLED_WARMUP:
-        raise UserError(
-            f"a warm-up on a subsample needs num_warmup >= {MIN_SUBSAMPLED_WARMUP}, "
-            f"got {config.num_warmup}",
-            option="warmup_rows",
-        )
-    if config.target == "tutorial" and config.covariance_type != "full":
-        raise UserError(
-            f"target 'tutorial' (the TFP tutorial's density without the Wishart Jacobian) "
-            f"exists for covariance_type 'full' only, not {config.covariance_type!r}",
-            option="covariance_type",
-        )
-    if config.sampler == "gibbs" and config.target != "correct":
-        raise UserError(
-            "Gibbs samples the model as written; there is no Gibbs form for target "
-            "'tutorial' (use sampler 'hmc')",
-            option="target",
-        )
-
-
-def _one_of(name: str, value: Any, choices: tuple[str, ...]) -> str:
-    if not isinstance(value, str) or value not in choices:
-        raise UserError(f"expected one of {', '.join(choices)}, got {value!r}", option=name)
-    return value
-
-
-def _integer(name: str, value: Any, low: int, high: int) -> int:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | np.integer)
-        or not (low <= value <= high)
-    ):
-        raise UserError(f"expected an integer from {low} to {high}, got {value!r}", option=name)
-    return int(value)
-
-
-def _positive_number(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | np.number):
-        raise UserError(f"expected a positive number, got {value!r}", option=name)
-    if not (math.isfinite(value) and value > 0):
-        raise UserError(f"expected a positive finite number, got {value!r}", option=name)
-    return float(value)
-
-
-def _probability(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | np.number):
-        raise UserError(f"expected a number in (0, 1), got {value!r}", option=name)
-    if not 0 < value < 1:
-        raise UserError(f"expected a number in (0, 1), got {value!r}", option=name)
-    return float(value)
-
-
-def _flag(name: str, value: Any, *, allow_none: bool = False) -> bool | None:
-    if value is None and allow_none:
-        return None
-    if not isinstance(value, bool | np.bool_):
-        expected = "True, False or None" if allow_none else "True or False"
-        raise UserError(f"expected {expected}, got {value!r}", option=name)
-    return bool(value)
-
-
-def _priors(priors: Any) -> str | Priors:
-    if isinstance(priors, str) and priors in PRIOR_PRESETS:
-        return priors
-    if not isinstance(priors, Priors):
-        raise UserError(
-            f"expected 'default', 'tutorial' or a bgmm.Priors, got a {type(priors).__name__}",
-            option="priors",
-        )
-    try:
-        validate_priors(priors)
-    except ValueError as exc:
-        raise UserError(str(exc), option="priors") from None
-    return priors

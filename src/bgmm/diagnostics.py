@@ -20,11 +20,14 @@ import numpy as np
 __all__ = [
     "chain_mcse",
     "constant_parameters",
+    "convergence_statistics",
     "convergence_warnings",
     "detect_component_disagreement",
     "detect_mode_disagreement",
+    "diagnosed_parameters",
     "empty_components_warning",
     "invariant_diagnostics",
+    "rhat_and_bulk_ess",
     "rhat_chains",
 ]
 
@@ -62,6 +65,69 @@ def _arviz_stat(fn, draws: np.ndarray, **kwargs) -> np.ndarray:
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
         return np.asarray(getattr(az, fn)(dataset, **kwargs)["x"].values, dtype=np.float64)
+
+
+def diagnosed_parameters(
+    weights: np.ndarray,
+    means: np.ndarray,
+    chol_precision: np.ndarray,
+    covariance_type: str,
+    features: list[str],
+) -> tuple[np.ndarray, list[str]]:
+    """The parameters whose R-hat and ESS are reported, shape (C, S, P), and their names.
+
+    P = K weights, K * D means and the free entries of the Cholesky factors L_k, in that
+    order: the lower triangle of each L_k for 'full', its diagonal for 'diag', the lower
+    triangle of the one shared factor for 'tied' (named ``chol_precision[tied, i, j]``) and
+    one scale per component for 'spherical' (``chol_precision[k, all]``), docs/design.md 1.6.
+
+    Parameters
+    ----------
+    weights : array, shape (C, S, K)
+    means : array, shape (C, S, K, D)
+    chol_precision : array, shape (C, S, K, D, D)
+    covariance_type : "full", "diag", "tied" or "spherical"
+    features : list of D str
+        The features' names, for the parameters' names.
+    """
+    columns, names = [], []
+    k = weights.shape[-1]
+    for c in range(k):
+        columns.append(weights[..., c])
+        names.append(f"weights[{c}]")
+    for c in range(k):
+        for i, f in enumerate(features):
+            columns.append(means[..., c, i])
+            names.append(f"means[{c}, {f}]")
+    for c in range(1 if covariance_type == "tied" else k):
+        label = "tied" if covariance_type == "tied" else str(c)
+        if covariance_type == "spherical":
+            columns.append(chol_precision[..., c, 0, 0])
+            names.append(f"chol_precision[{label}, all]")
+            continue
+        for i in range(len(features)):
+            for j in range(i if covariance_type == "diag" else 0, i + 1):
+                columns.append(chol_precision[..., c, i, j])
+                names.append(f"chol_precision[{label}, {features[i]}, {features[j]}]")
+    return np.stack(columns, axis=-1), names
+
+
+def convergence_statistics(flat: np.ndarray) -> tuple[np.ndarray, ...]:
+    """ArviZ's R-hat, bulk ESS, tail ESS and MCSE of every scalar of ``flat`` (C, S, P).
+
+    Returns four arrays of shape (P,). With one chain, R-hat is that chain's split R-hat.
+    Constant scalars (the weight when K = 1) get NaN (0/0 inside ArviZ), not a warning.
+    """
+    rhat, ess_bulk = rhat_and_bulk_ess(flat)
+    ess_tail = _arviz_stat("ess", flat, method="tail")
+    mcse = _arviz_stat("mcse", flat)
+    return rhat, ess_bulk, ess_tail, mcse
+
+
+def rhat_and_bulk_ess(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """ArviZ's R-hat and bulk ESS of every scalar of ``flat`` (C, S, P), each shape (P,)
+    (as :func:`convergence_statistics`)."""
+    return _arviz_stat("rhat", rhat_chains(flat)), _arviz_stat("ess", flat, method="bulk")
 
 
 def chain_mcse(draws: np.ndarray) -> np.ndarray:

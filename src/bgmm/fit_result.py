@@ -76,8 +76,15 @@ class FitResult:
         record = {k: self.settings[k] for k in keys}
         # Results written before covariance structures existed are 'full'.
         record["covariance_type"] = self.settings.get("covariance_type", "full")
-        # HMC's mean path length; the warm-up's subsample; where the rows were, when split.
-        for key in ("path_length_steps", "warmup_rows", *SPLIT_ROWS_KEYS):
+        # HMC's mean path length; the warm-up's subsample; where the rows were, when split;
+        # and a run to a target ESS: the target and whether it was reached.
+        for key in (
+            "path_length_steps",
+            "warmup_rows",
+            "target_ess",
+            "converged",
+            *SPLIT_ROWS_KEYS,
+        ):
             if self.settings.get(key) is not None:
                 record[key] = self.settings[key]
         record.update(
@@ -89,6 +96,7 @@ class FitResult:
     def report(self) -> str:
         """The printed summary."""
         shown = ("sampler", "target", "adaptation", "num_chains", "num_warmup", "num_draws")
+        shown += ("target_ess",)
         settings = {k: self.settings[k] for k in shown if self.settings.get(k) is not None}
         if self.settings.get("covariance_type", "full") != "full":
             settings["covariance_type"] = self.settings["covariance_type"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -40,6 +41,7 @@ from bgmm.plumbing.devices import default_chain_method
 from bgmm.plumbing.precision import float64_scope
 from bgmm.relabel import relabel_draws
 from bgmm.results import build_inference_data, run_attributes, summarize
+from bgmm.samplers.chain_layout import ChainLayout
 from bgmm.samplers.runner import LazyData, RunOutput, StopRequested
 from bgmm.split_rows import SplitRows, gather_split_rows, split_features
 from bgmm.starts import (
@@ -48,6 +50,7 @@ from bgmm.starts import (
     project_starts,
     starts_in_model_units,
 )
+from bgmm.stopping import TargetEss
 
 __all__ = ["run_fit"]
 
@@ -122,6 +125,17 @@ def run_fit(
             plan.should_stop,
             write_last=plan.keep,
         )
+    relabel = config.resolved_relabel(priors)
+    num_rows = len(data) if split is None else split.num_rows
+
+    def reported(sampled: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The draws as the results report them: in data units, relabelled."""
+        in_data_units = _draws_in_data_units(sampled, scaler)
+        return relabel_draws(in_data_units, rows, relabel, config.random_state, num_rows)
+
+    stop_when = None
+    if config.target_ess is not None:
+        stop_when = _agreed(TargetEss(config.target_ess, reported, config.covariance_type))
     run = _sample(
         config.random_state,
         _sampler_data(data, scaler)
@@ -134,13 +148,10 @@ def run_fit(
         progress=progress,
         resume_from=None if resumed is None else resumed.state,
         on_chunk=on_chunk,
+        stop_when=stop_when,
         mesh=None if split is None else split.mesh,
     )
-    relabel = config.resolved_relabel(priors)
-    num_rows = len(data) if split is None else split.num_rows
-    draws = relabel_draws(
-        _draws_in_data_units(run.draws, scaler), rows, relabel, config.random_state, num_rows
-    )
+    draws = reported(run.draws)
     record = _run_record(config, settings, run, priors_name, standardize, relabel)
     if split is None:
         pointwise, thinning = _pointwise_log_likelihood(config, draws, data, record)
@@ -158,7 +169,33 @@ def run_fit(
     idata.posterior.attrs.update(timing)
     if plan is not None and not plan.keep:
         remove_checkpoint(plan.directory)  # the results supersede it
-    return FitResult(idata, summarize(idata), record, timing)
+    summary = summarize(idata)
+    if run.converged is False:
+        summary["warnings"].append(
+            f"the target ESS ({config.target_ess}) was not reached in {config.num_draws} "
+            f"draws per chain (bulk ESS min {summary['ess_bulk_min']:.0f}, R-hat max "
+            f"{summary['rhat_max']:.3f}): raise --draws, the most draws per chain"
+        )
+    return FitResult(idata, summary, record, timing)
+
+
+def _agreed(stop_when: Callable[[dict[str, np.ndarray]], bool]):
+    """``stop_when``, decided by process 0 where the rows are split over processes.
+
+    Every process checks the same draws, but two machines may round differently (numpy's
+    kernels differ by CPU): the processes must stop at the same step or their collectives
+    hang, so all take process 0's answer.
+    """
+    if jax.process_count() == 1:
+        return stop_when
+
+    def decided_by_process_0(draws: dict[str, np.ndarray]) -> bool:
+        from jax.experimental import multihost_utils
+
+        answer = np.asarray(stop_when(draws), np.int32)
+        return bool(multihost_utils.broadcast_one_to_all(answer))
+
+    return decided_by_process_0
 
 
 def _pointwise_log_likelihood(
@@ -281,7 +318,8 @@ def _starts(
 def _sampler_settings(config: RunConfig, data_shape: tuple[int, int]) -> SamplerSettings:
     """The config resolved for data of ``data_shape``: "auto" chain method made concrete
     (it depends on the devices and the size of what the likelihood reads; chains on split
-    rows run vectorized), and HMC's default path length (it depends on N)."""
+    rows or run to a target ESS run together), and HMC's default path length (it depends
+    on N)."""
     if config.split_rows:
         settings = config.sampler_settings(chain_method="vectorized")
     elif config.chain_method != "auto":
@@ -290,7 +328,25 @@ def _sampler_settings(config: RunConfig, data_shape: tuple[int, int]) -> Sampler
         probe = config.sampler_settings(chain_method="sequential")
         data_bytes = likelihood_data_bytes(data_shape, probe)
         settings = probe._replace(chain_method=default_chain_method(config.num_chains, data_bytes))
+    if config.target_ess is not None:
+        settings = _all_chains_at_once(config, settings)
     return resolve_path_length(settings, data_shape[0])
+
+
+def _all_chains_at_once(config: RunConfig, settings: SamplerSettings) -> SamplerSettings:
+    """A run to a target ESS checks all chains together: a layout that runs them in turns
+    becomes "vectorized" when it was chosen for the user ("auto"), else is refused."""
+    groups = len(ChainLayout(settings.chain_method, config.num_chains).groups)
+    if groups == 1:
+        return settings
+    if config.chain_method == "auto":
+        return settings._replace(chain_method="vectorized")
+    raise UserError(
+        f"a run to a target ESS checks all chains at once; chain method "
+        f"{settings.chain_method!r} runs {config.num_chains} chains in {groups} turns here "
+        "(use 'vectorized')",
+        option="target_ess",
+    )
 
 
 def _sampler_data(data: np.ndarray, scaler: Standardizer | None) -> np.ndarray | LazyData:
@@ -352,7 +408,11 @@ def _run_record(
         "target_accept": settings.target_accept,
         "num_chains": config.num_chains,
         "num_warmup": settings.num_warmup,
-        "num_draws": settings.num_draws,
+        # Kept per chain: settings.num_draws, or fewer where target_ess was reached.
+        "num_draws": int(run.draws["lp"].shape[1]),
+        "target_ess": config.target_ess,
+        # Whether the draws reached target_ess before num_draws (None: no target).
+        "converged": run.converged,
         "num_leapfrog_steps": settings.num_leapfrog_steps,
         # HMC's mean path length in the kept draws (fitted in warm-up unless given).
         "path_length_steps": float(np.mean(run.tuning.num_steps))

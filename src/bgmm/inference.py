@@ -264,6 +264,7 @@ def sample_posterior(
     max_chunks: int = 20,
     resume_from: RunnerState | None = None,
     on_chunk: Callable[[RunnerState], bool] | None = None,
+    stop_when: Callable[[dict[str, np.ndarray]], bool] | None = None,
     mesh: jax.sharding.Mesh | None = None,
 ) -> RunOutput:
     """Run HMC, NUTS or Gibbs chains on the posterior of the mixture.
@@ -289,6 +290,9 @@ def sample_posterior(
     on_chunk : RunnerState -> bool, optional
         Called after every compiled call; True stops the run
         (:class:`bgmm.samplers.runner.StopRequested`).
+    stop_when : dict of arrays -> bool, optional
+        Ends the run once the draws kept so far are enough (a target ESS,
+        :class:`bgmm.stopping.TargetEss`); see :func:`bgmm.samplers.runner.run_chains`.
     mesh : jax.sharding.Mesh, optional
         ``data`` are Features whose rows are split over this mesh's ``data`` axis
         (:func:`bgmm.model.sharded.sharded_features`), on one process's devices or on those
@@ -340,6 +344,7 @@ def sample_posterior(
             run_options,
             resume_from=resume_from,
             on_chunk=on_chunk,
+            stop_when=stop_when,
         )
     return run_chains(
         rng_key,
@@ -352,6 +357,7 @@ def sample_posterior(
         initial_tuning=initial_tuning,
         resume_from=resume_from,
         on_chunk=on_chunk,
+        stop_when=stop_when,
         # Everything make_kernel and the adaptation close over.
         program_identity=(settings, priors),
         data_mesh=mesh,
@@ -389,7 +395,7 @@ def _run_after_subsample_warmup(
     positions,
     settings: SamplerSettings,
     run_options: dict,
-    **resume,
+    **main_run_options,
 ) -> RunOutput:
     """Warm up on a subsample, then a short step-size warm-up and the draws on all rows.
 
@@ -437,7 +443,7 @@ def _run_after_subsample_warmup(
         chain_tuning=True,
         program_identity=(settings, priors, "after a subsample"),
         **run_options,
-        **resume,
+        **main_run_options,
     )
     return run._replace(
         compile_seconds=run.compile_seconds + pilot.compile_seconds,

@@ -13,12 +13,13 @@ import numpy as np
 from bgmm.diagnostics import (
     ESS_LIMIT,
     RHAT_LIMIT,
+    convergence_statistics,
     convergence_warnings,
     detect_component_disagreement,
     detect_mode_disagreement,
+    diagnosed_parameters,
     empty_components_warning,
     invariant_diagnostics,
-    rhat_chains,
 )
 from bgmm.plumbing.files import write_atomically
 
@@ -279,38 +280,15 @@ def _check_sample_stats(stats: xr.Dataset, num_chains: int, num_draws: int) -> N
 
 
 def _flat_parameters(posterior: xr.Dataset) -> tuple[np.ndarray, list[str]]:
-    """The diagnosed parameters, shape (C, S, P), and their P display names.
-
-    P = K weights, K * D means and the free entries of the Cholesky factors L_k, in that
-    order: the lower triangle of each L_k for 'full', its diagonal for 'diag', the lower
-    triangle of the one shared factor for 'tied' (named ``chol_precision[tied, i, j]``) and
-    one scale per component for 'spherical' (``chol_precision[k, all]``), docs/design.md 1.6.
-    """
-    features = [str(f) for f in posterior["feature"].values]
-    structure = str(posterior.attrs.get("covariance_type", "full"))
-    columns, names = [], []
-    weights = posterior["weights"].values
-    k = weights.shape[-1]
-    for c in range(k):
-        columns.append(weights[..., c])
-        names.append(f"weights[{c}]")
-    means = posterior["means"].values
-    for c in range(k):
-        for i, f in enumerate(features):
-            columns.append(means[..., c, i])
-            names.append(f"means[{c}, {f}]")
-    chol = posterior["chol_precision"].values
-    for c in range(1 if structure == "tied" else k):
-        label = "tied" if structure == "tied" else str(c)
-        if structure == "spherical":
-            columns.append(chol[..., c, 0, 0])
-            names.append(f"chol_precision[{label}, all]")
-            continue
-        for i in range(len(features)):
-            for j in range(i if structure == "diag" else 0, i + 1):
-                columns.append(chol[..., c, i, j])
-                names.append(f"chol_precision[{label}, {features[i]}, {features[j]}]")
-    return np.stack(columns, axis=-1), names
+    """The diagnosed parameters, shape (C, S, P), and their P display names
+    (:func:`bgmm.diagnostics.diagnosed_parameters`)."""
+    return diagnosed_parameters(
+        posterior["weights"].values,
+        posterior["means"].values,
+        posterior["chol_precision"].values,
+        str(posterior.attrs.get("covariance_type", "full")),
+        [str(f) for f in posterior["feature"].values],
+    )
 
 
 def _finite_extreme(fn, values: np.ndarray) -> float:
@@ -367,7 +345,7 @@ def summarize(idata: InferenceData) -> dict[str, Any]:
     posterior = idata.posterior
     stats = idata.sample_stats
     flat, names = _flat_parameters(posterior)
-    rhat, ess_bulk, ess_tail, mcse = _convergence_statistics(flat)
+    rhat, ess_bulk, ess_tail, mcse = convergence_statistics(flat)
     divergences = int(np.sum(stats["diverging"].values)) if "diverging" in stats else 0
     acceptance = (
         float(np.mean(stats["acceptance_rate"].values)) if "acceptance_rate" in stats else None
@@ -405,25 +383,6 @@ def summarize(idata: InferenceData) -> dict[str, Any]:
         "parameters": _parameter_rows(names, flat, mcse, ess_bulk, ess_tail, rhat),
         "warnings": warnings,
     }
-
-
-def _convergence_statistics(flat: np.ndarray) -> tuple[np.ndarray, ...]:
-    """ArviZ's R-hat, bulk ESS, tail ESS and MCSE of every scalar of ``flat`` (C, S, P).
-
-    Returns four arrays of shape (P,). With one chain, R-hat is that chain's split R-hat.
-    """
-    import arviz as az
-    import xarray as xr
-
-    dims = ("chain", "draw", "param")
-    dataset = xr.Dataset({"theta": (dims, flat)})
-    # Constant parameters (the weight when K = 1) give 0/0 inside ArviZ: NaN, not a warning.
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rhat = az.rhat(xr.Dataset({"theta": (dims, rhat_chains(flat))}))["theta"].values
-        ess_bulk = az.ess(dataset, method="bulk")["theta"].values
-        ess_tail = az.ess(dataset, method="tail")["theta"].values
-        mcse = az.mcse(dataset)["theta"].values
-    return rhat, ess_bulk, ess_tail, mcse
 
 
 def _posterior_moments(posterior: xr.Dataset) -> dict[str, list]:

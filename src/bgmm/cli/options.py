@@ -55,7 +55,7 @@ def _add_config_options(parser: argparse.ArgumentParser, command: str) -> None:
         if option.flag is None or (command == "demo" and not option.demo) or name in grid:
             continue
         default = getattr(shown, name)
-        text = option.help
+        text = option.help.replace("%", "%%")  # argparse formats help with %
         if default is not None and option.parse is not bool:
             text += f" (default {default}"
             if tutorial is not None and name != "target" and getattr(tutorial, name) != default:

@@ -26,7 +26,6 @@ never stopped. The runner itself writes no files (see :mod:`bgmm.checkpoint`).
 from __future__ import annotations
 
 import math
-import sys
 import time
 from collections.abc import Callable
 from typing import Any, Literal, NamedTuple
@@ -37,6 +36,7 @@ import numpy as np
 
 from bgmm.plumbing.memory import release_free_heap
 from bgmm.plumbing.programs import compile_program
+from bgmm.plumbing.progress import progress_bar
 from bgmm.samplers.adaptation import Adaptation
 from bgmm.samplers.chain_layout import ChainLayout
 from bgmm.samplers.chain_programs import (
@@ -49,6 +49,8 @@ from bgmm.samplers.chain_programs import (
 )
 from bgmm.samplers.hmc import Tuning
 from bgmm.samplers.runner_state import (
+    FinishedChains,
+    GroupProgress,
     RunnerState,
     RunPlan,
     StopRequested,
@@ -101,6 +103,9 @@ class RunOutput(NamedTuple):
     warmup_rows : int or None
         The rows of the subsample most of the warm-up ran on; None: all rows. Set by
         :func:`bgmm.inference.sample_posterior` (docs/design.md 18).
+    converged : bool or None
+        Whether ``stop_when`` ended the run before num_draws (then the draws are fewer);
+        None: the run had no ``stop_when``.
     """
 
     draws: dict[str, np.ndarray]
@@ -108,6 +113,7 @@ class RunOutput(NamedTuple):
     compile_seconds: float
     sampling_seconds: float
     warmup_rows: int | None = None
+    converged: bool | None = None
 
 
 class ChainPrograms(NamedTuple):
@@ -128,43 +134,6 @@ class ChainPrograms(NamedTuple):
     final_tuning: Any
 
 
-class FinishedChains(NamedTuple):
-    """The results of the chains whose groups are done, in chain order.
-
-    Attributes
-    ----------
-    draws : dict of numpy arrays, each shape (C_done, num_draws, ...)
-    tuning : Tuning of numpy arrays with leading axis C_done
-    """
-
-    draws: dict[str, np.ndarray]
-    tuning: Tuning
-
-
-class GroupProgress(NamedTuple):
-    """The group of chains in progress.
-
-    Attributes
-    ----------
-    index : int
-        Its place in the layout's groups.
-    num_real : int
-        Its chains that are not padding (the first ``num_real`` of its G).
-    carry : tuple of arrays, each (G, ...)
-        On the device, or host arrays just after a resume.
-    next_step : int
-        Steps run so far.
-    draw_pieces : tuple of dicts of numpy arrays, each (num_real, S_piece, ...)
-        Draws kept so far, in pieces along the draw axis (joined when a state needs them).
-    """
-
-    index: int
-    num_real: int
-    carry: tuple
-    next_step: int
-    draw_pieces: tuple[dict[str, np.ndarray], ...]
-
-
 class HostLoop(NamedTuple):
     """What the host loop needs, fixed for a run.
 
@@ -177,6 +146,7 @@ class HostLoop(NamedTuple):
     on_chunk : RunnerState -> bool, or None
     replicate : pytree -> pytree
         Places the programs' other arguments (:meth:`ChainLayout.replicate`).
+    stop_when : dict of arrays -> bool, or None
     """
 
     plan: RunPlan
@@ -185,6 +155,7 @@ class HostLoop(NamedTuple):
     progress_bar: Any
     on_chunk: Callable[[RunnerState], bool] | None
     replicate: Callable[[Any], Any]
+    stop_when: Callable[[dict[str, np.ndarray]], bool] | None = None
 
 
 def run_chains(
@@ -204,6 +175,7 @@ def run_chains(
     program_identity: Any = None,
     resume_from: RunnerState | None = None,
     on_chunk: Callable[[RunnerState], bool] | None = None,
+    stop_when: Callable[[dict[str, np.ndarray]], bool] | None = None,
     data_mesh: jax.sharding.Mesh | None = None,
 ) -> RunOutput:
     """Warm up and sample ``num_chains`` chains.
@@ -244,6 +216,12 @@ def run_chains(
     on_chunk : RunnerState -> bool, optional
         Called on the host after every compiled call, with copies of everything needed to
         resume; returning True stops the run (:class:`StopRequested`).
+    stop_when : dict of numpy arrays -> bool, optional
+        Called on the host after every compiled call that kept draws, with the draws kept
+        so far, each (num_chains, S, ...); returning True ends the run there, with S draws
+        per chain (a run to a target ESS). Called before ``on_chunk``, whose state then
+        says so (``converged``). Every chain must run in one group (vectorized, or
+        parallel with a device per chain), so that it sees all chains.
 
     Returns
     -------
@@ -260,6 +238,11 @@ def run_chains(
         raise ValueError(f"unknown chain_method {chain_method!r}; expected one of {CHAIN_METHODS}")
     num_chains = jax.tree.leaves(initial_positions)[0].shape[0]
     layout = ChainLayout(chain_method, num_chains, data_mesh)
+    if stop_when is not None and len(layout.groups) > 1:
+        raise ValueError(
+            f"stop_when needs every chain in one group; {chain_method!r} runs "
+            f"{len(layout.groups)} groups one after another"
+        )
     if data_mesh is not None:
         program_identity = None
     plan = RunPlan(
@@ -267,7 +250,7 @@ def run_chains(
         num_chains=num_chains,
         num_warmup=num_warmup,
         num_draws=num_draws,
-        chunk_size=_chunk_size(num_warmup + num_draws, max_chunks),
+        chunk_size=_chunk_size(num_warmup, num_draws, max_chunks, stop_when is not None),
         num_groups=len(layout.groups),
     )
     tunings = initial_tuning if chain_tuning else _for_every_chain(initial_tuning, num_chains)
@@ -294,15 +277,21 @@ def run_chains(
         finished = _no_finished_chains(programs, num_draws)
     else:
         finished = _chains_finished_before(resume_from, plan, layout, programs)
-    bar = _progress_bar(num_chains * plan.num_steps, progress)
+    bar = progress_bar(num_chains * plan.num_steps, progress)
     if resume_from is not None:
         bar.update(resume_from.steps_done)
-    loop = HostLoop(plan, programs, device_data, bar, on_chunk, layout.replicate)
+    loop = HostLoop(plan, programs, device_data, bar, on_chunk, layout.replicate, stop_when)
     sampling_start = time.perf_counter()
-    finished = _sample_groups(loop, layout, starts, group_keys, finished, resume_from)
+    finished, converged = _sample_groups(loop, layout, starts, group_keys, finished, resume_from)
     bar.close()
     sampling_seconds = time.perf_counter() - sampling_start
-    return RunOutput(finished.draws, finished.tuning, compile_seconds, sampling_seconds)
+    return RunOutput(
+        finished.draws,
+        finished.tuning,
+        compile_seconds,
+        sampling_seconds,
+        converged=None if stop_when is None else converged,
+    )
 
 
 def _for_every_chain(tuning: Tuning, num_chains: int) -> Tuning:
@@ -310,8 +299,12 @@ def _for_every_chain(tuning: Tuning, num_chains: int) -> Tuning:
     return jax.tree.map(lambda a: np.repeat(np.asarray(a)[None], num_chains, axis=0), tuning)
 
 
-def _chunk_size(num_steps: int, max_chunks: int) -> int:
-    return max(1, math.ceil(num_steps / max(1, min(max_chunks, num_steps))))
+def _chunk_size(num_warmup: int, num_draws: int, max_chunks: int, checked: bool) -> int:
+    """Steps per compiled call; ``checked``: at most 1/40 of the kept draws (at least 10
+    steps), so that a run with ``stop_when`` stops soon after its draws are enough."""
+    num_steps = num_warmup + num_draws
+    size = max(1, math.ceil(num_steps / max(1, min(max_chunks, num_steps))))
+    return min(size, max(10, math.ceil(num_draws / 40))) if checked else size
 
 
 def _chain_spec(
@@ -452,6 +445,8 @@ def _sample_groups(
     -------
     FinishedChains
         Of all chains.
+    bool
+        Whether ``loop.stop_when`` ended the run early (one group only).
     """
     first_group = 0 if resume_from is None else resume_from.group
     for index in range(first_group, loop.plan.num_groups):
@@ -463,7 +458,7 @@ def _sample_groups(
             group = _new_group(loop, index, num_real, layout.take(starts, chains), finished)
         group = _run_group(loop, group, group_keys[index], finished)
         finished = _add_finished_group(finished, group, loop.programs.final_tuning)
-    return finished
+    return finished, group.converged
 
 
 def _new_group(
@@ -482,13 +477,15 @@ def _new_group(
 def _resumed_group(state: RunnerState, num_real: int) -> GroupProgress:
     """The group in progress in ``state``, its carry back in JAX's types."""
     carry = carry_from_host(state.carry, state.carry_key_impls)
-    return GroupProgress(state.group, num_real, carry, state.next_step, (state.group_draws,))
+    draws = (state.group_draws,)
+    return GroupProgress(state.group, num_real, carry, state.next_step, draws, state.converged)
 
 
 def _run_group(
     loop: HostLoop, group: GroupProgress, chain_keys: jax.Array, finished: FinishedChains
 ) -> GroupProgress:
-    """Run ``group``'s remaining chunks; after each, offer ``loop.on_chunk`` the state.
+    """Run ``group``'s remaining chunks, or those until ``loop.stop_when`` finds the draws
+    enough; after each, offer ``loop.on_chunk`` the state.
 
     Raises
     ------
@@ -497,7 +494,8 @@ def _run_group(
     """
     plan = loop.plan
     chain_keys = loop.replicate(chain_keys)
-    for start in range(group.next_step, plan.num_steps, plan.chunk_size):
+    first = plan.num_steps if group.converged else group.next_step
+    for start in range(first, plan.num_steps, plan.chunk_size):
         carry, records = loop.programs.run_chunk(
             loop.replicate(group.carry),
             chain_keys,
@@ -511,6 +509,9 @@ def _run_group(
         pieces = group.draw_pieces if kept is None else (*group.draw_pieces, kept)
         group = group._replace(carry=carry, next_step=start + steps_run, draw_pieces=pieces)
         loop.progress_bar.update(group.num_real * steps_run)
+        if loop.stop_when is not None and kept is not None:
+            group = group._replace(draw_pieces=(_join(group.draw_pieces, axis=1),))
+            group = group._replace(converged=bool(loop.stop_when(group.draw_pieces[0])))
         if loop.on_chunk is not None:
             # Joined once per chunk, not once per state, and kept joined.
             group = group._replace(draw_pieces=(_join(group.draw_pieces, axis=1),))
@@ -518,6 +519,8 @@ def _run_group(
             if loop.on_chunk(state):
                 loop.progress_bar.close()
                 raise StopRequested(state)
+        if group.converged:
+            break
     return group
 
 
@@ -556,6 +559,7 @@ def _runner_state(plan: RunPlan, group: GroupProgress, finished: FinishedChains)
         draws=finished.draws,
         tuning=finished.tuning,
         group_draws=group_draws,
+        converged=group.converged,
     )
 
 
@@ -568,8 +572,10 @@ def _add_finished_group(
     )
     # One array per record for all finished chains, which every later state shares.
     tuning = jax.tree.map(lambda *a: np.concatenate(a, axis=0), finished.tuning, group_tuning)
-    draws = _join([finished.draws, _join(group.draw_pieces, axis=1)], axis=0)
-    return FinishedChains(draws, tuning)
+    group_draws = _join(group.draw_pieces, axis=1)
+    if group.converged:  # the only group (run_chains), with fewer than num_draws draws
+        return FinishedChains(group_draws, tuning)
+    return FinishedChains(_join([finished.draws, group_draws], axis=0), tuning)
 
 
 def _join(parts: list[dict[str, np.ndarray]], axis: int) -> dict[str, np.ndarray]:
@@ -577,20 +583,3 @@ def _join(parts: list[dict[str, np.ndarray]], axis: int) -> dict[str, np.ndarray
     if len(parts) == 1:
         return parts[0]
     return {name: np.concatenate([p[name] for p in parts], axis=axis) for name in parts[0]}
-
-
-class _NoBar:
-    def update(self, n: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _progress_bar(total: int, enabled: bool):
-    """A tqdm bar of ``total`` chain steps on stderr, or one that shows nothing."""
-    if not enabled:
-        return _NoBar()
-    from tqdm import tqdm  # an edge dependency, only when a terminal asks for it
-
-    return tqdm(total=total, file=sys.stderr, unit="step", dynamic_ncols=True, leave=False)

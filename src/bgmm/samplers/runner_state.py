@@ -3,6 +3,8 @@
 :class:`RunnerState` is what :func:`bgmm.samplers.runner.run_chains` hands ``on_chunk`` and
 takes back as ``resume_from``; :mod:`bgmm.checkpoint` writes it to files. It holds numpy
 arrays only (PRNG keys as their key data), so saving it needs no JAX types.
+:class:`FinishedChains` and :class:`GroupProgress` are the runner's own records of the same
+progress while it runs.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import numpy as np
 from bgmm.samplers.hmc import Tuning
 
 __all__ = [
+    "FinishedChains",
+    "GroupProgress",
     "RunPlan",
     "RunnerState",
     "StopRequested",
@@ -83,6 +87,9 @@ class RunnerState(NamedTuple):
         Final tuning of those chains.
     group_draws : dict of numpy arrays, each shape (C_group, S_kept, ...)
         Draws kept so far by the real (not padding) chains of the group in progress.
+    converged : bool
+        The run's ``stop_when`` found the draws so far enough: the run ends here, with
+        fewer than num_draws draws (a resumed run ends here too).
     """
 
     chain_method: str
@@ -98,6 +105,7 @@ class RunnerState(NamedTuple):
     draws: dict[str, np.ndarray]
     tuning: Tuning
     group_draws: dict[str, np.ndarray]
+    converged: bool = False
 
     @property
     def plan(self) -> RunPlan:
@@ -117,8 +125,49 @@ class RunnerState(NamedTuple):
 
     @property
     def finished(self) -> bool:
-        """Every chain has run all its steps."""
-        return self.group == self.num_groups - 1 and self.next_step == self.num_steps
+        """Every chain has run all its steps, or the draws were found enough."""
+        last_group = self.group == self.num_groups - 1
+        return self.converged or (last_group and self.next_step == self.num_steps)
+
+
+class FinishedChains(NamedTuple):
+    """The results of the chains whose groups are done, in chain order.
+
+    Attributes
+    ----------
+    draws : dict of numpy arrays, each shape (C_done, num_draws, ...)
+    tuning : Tuning of numpy arrays with leading axis C_done
+    """
+
+    draws: dict[str, np.ndarray]
+    tuning: Tuning
+
+
+class GroupProgress(NamedTuple):
+    """The group of chains in progress.
+
+    Attributes
+    ----------
+    index : int
+        Its place in the layout's groups.
+    num_real : int
+        Its chains that are not padding (the first ``num_real`` of its G).
+    carry : tuple of arrays, each (G, ...)
+        On the device, or host arrays just after a resume.
+    next_step : int
+        Steps run so far.
+    draw_pieces : tuple of dicts of numpy arrays, each (num_real, S_piece, ...)
+        Draws kept so far, in pieces along the draw axis (joined when a state needs them).
+    converged : bool
+        ``stop_when`` found the draws enough: the group runs no further.
+    """
+
+    index: int
+    num_real: int
+    carry: tuple
+    next_step: int
+    draw_pieces: tuple[dict[str, np.ndarray], ...]
+    converged: bool = False
 
 
 class StopRequested(Exception):
