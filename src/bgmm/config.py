@@ -168,8 +168,9 @@ class RunConfig:
         None,
         "stop drawing once every reported parameter (relabelled) and the log density have "
         "bulk ESS >= this and R-hat <= 1.01, checked as the draws grow (docs/design.md 19); "
-        "--draws is then the most draws per chain. All chains run at once: chain method "
-        "'auto' becomes 'vectorized' where it would run them in turns",
+        "--draws is then the most draws per chain. All chains run at once: 'parallel' "
+        "vectorizes each device's share, 'auto' becomes 'vectorized' where it would run "
+        "them one after another",
         flag="--target-ess",
         parse=int,
         metavar="ESS",

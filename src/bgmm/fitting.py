@@ -334,9 +334,11 @@ def _sampler_settings(config: RunConfig, data_shape: tuple[int, int]) -> Sampler
 
 
 def _all_chains_at_once(config: RunConfig, settings: SamplerSettings) -> SamplerSettings:
-    """A run to a target ESS checks all chains together: a layout that runs them in turns
-    becomes "vectorized" when it was chosen for the user ("auto"), else is refused."""
-    groups = len(ChainLayout(settings.chain_method, config.num_chains).groups)
+    """A run to a target ESS checks all chains together: one at a time becomes
+    "vectorized" when it was chosen for the user ("auto"), else is refused ("parallel"
+    then runs each device's share of the chains vectorized)."""
+    layout = ChainLayout(settings.chain_method, config.num_chains, all_at_once=True)
+    groups = len(layout.groups)
     if groups == 1:
         return settings
     if config.chain_method == "auto":

@@ -28,7 +28,8 @@ class ChainLayout:
     sequential: one chain per call. vectorized: all chains in one vmapped call. parallel:
     one chain per device per call (shard_map over a mesh of devices), in rounds; the last
     round is padded with copies of the last chain, whose draws are dropped, so that one
-    compiled program serves every round.
+    compiled program serves every round. With ``all_at_once``, parallel runs every chain in
+    one call instead, each device vmapping over its share (padded the same way).
 
     Parameters
     ----------
@@ -37,6 +38,9 @@ class ChainLayout:
     data_mesh : jax.sharding.Mesh, optional
         The mesh the data's rows are split over (only with "vectorized"): the programs run
         on its devices, which may belong to several processes.
+    all_at_once : bool
+        parallel: one group of every chain (a run that checks all chains together between
+        calls, :func:`bgmm.samplers.runner.run_chains`'s ``stop_when``).
 
     Attributes
     ----------
@@ -44,17 +48,25 @@ class ChainLayout:
         The chains of each compiled call, in order; G is the same for every group (the
         last may repeat its last chain as padding).
     mesh : jax.sharding.Mesh or None
-        The devices of ``parallel``, one chain each; None for the other layouts.
+        The devices of ``parallel``, one chain each (or each its share of the chains);
+        None for the other layouts.
     """
 
-    def __init__(self, chain_method: str, num_chains: int, data_mesh: Mesh | None = None):
+    def __init__(
+        self,
+        chain_method: str,
+        num_chains: int,
+        data_mesh: Mesh | None = None,
+        all_at_once: bool = False,
+    ):
         if data_mesh is not None and chain_method != "vectorized":
             raise ValueError("chains on split data run vectorized")
         self.data_mesh = data_mesh
         if chain_method == "parallel":
             devices = jax.local_devices()[: max(1, min(num_chains, jax.local_device_count()))]
             self.mesh = Mesh(np.array(devices), ("chains",))
-            size = len(devices)
+            per_device = -(-num_chains // len(devices)) if all_at_once else 1
+            size = len(devices) * per_device
         else:
             self.mesh = None
             size = num_chains if chain_method == "vectorized" else 1

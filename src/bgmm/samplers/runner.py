@@ -221,7 +221,8 @@ def run_chains(
         so far, each (num_chains, S, ...); returning True ends the run there, with S draws
         per chain (a run to a target ESS). Called before ``on_chunk``, whose state then
         says so (``converged``). Every chain must run in one group (vectorized, or
-        parallel with a device per chain), so that it sees all chains.
+        parallel, whose devices then each run their share of the chains vectorized), so
+        that it sees all chains.
 
     Returns
     -------
@@ -237,7 +238,7 @@ def run_chains(
     if chain_method not in CHAIN_METHODS:
         raise ValueError(f"unknown chain_method {chain_method!r}; expected one of {CHAIN_METHODS}")
     num_chains = jax.tree.leaves(initial_positions)[0].shape[0]
-    layout = ChainLayout(chain_method, num_chains, data_mesh)
+    layout = ChainLayout(chain_method, num_chains, data_mesh, all_at_once=stop_when is not None)
     if stop_when is not None and len(layout.groups) > 1:
         raise ValueError(
             f"stop_when needs every chain in one group; {chain_method!r} runs "
