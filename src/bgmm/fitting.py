@@ -127,12 +127,7 @@ def run_fit(
         )
     relabel = config.resolved_relabel(priors)
     num_rows = len(data) if split is None else split.num_rows
-
-    def reported(sampled: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """The draws as the results report them: in data units, relabelled."""
-        in_data_units = _draws_in_data_units(sampled, scaler)
-        return relabel_draws(in_data_units, rows, relabel, config.random_state, num_rows)
-
+    reported = _reported(scaler, rows, relabel, config.random_state, num_rows)
     stop_when = None
     if config.target_ess is not None:
         stop_when = _agreed(TargetEss(config.target_ess, reported, config.covariance_type))
@@ -177,6 +172,19 @@ def run_fit(
             f"{summary['rhat_max']:.3f}): raise --draws, the most draws per chain"
         )
     return FitResult(idata, summary, record, timing)
+
+
+def _reported(
+    scaler: Standardizer | None, rows: np.ndarray, relabel: str, seed: int, num_rows: int
+) -> Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]:
+    """sampled draws -> the draws as the results report them: in data units, relabelled
+    (:func:`bgmm.relabel.relabel_draws` on ``rows``, of ``num_rows`` in all)."""
+
+    def reported(sampled: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        in_data_units = _draws_in_data_units(sampled, scaler)
+        return relabel_draws(in_data_units, rows, relabel, seed, num_rows)
+
+    return reported
 
 
 def _agreed(stop_when: Callable[[dict[str, np.ndarray]], bool]):
